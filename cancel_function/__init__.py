@@ -1,0 +1,61 @@
+"""HTTP adapter: POST and GET cancellation requests, and the health probe.
+
+Parses the request, calls the domain (``meeting_cancel.intake``) and maps its answer to HTTP.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from meeting_cancel import intake, service
+from meeting_cancel.errors import StorageUnavailable
+from meeting_cancel.problems import Problem, storage_unavailable
+from meeting_cancel.status_store import Status
+
+from .responses import json_response, problem_response, status_url
+
+bp = func.Blueprint()
+
+
+@bp.route(route="cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        accepted = intake.submit(
+            service.current(),
+            req.get_body(),
+            content_type=req.headers.get("Content-Type"),
+            idempotency_key=req.headers.get("Idempotency-Key"),
+        )
+    except Problem as problem:
+        return problem_response(problem)
+    except StorageUnavailable:
+        return problem_response(storage_unavailable())
+    record = accepted.record
+    return json_response(
+        202,
+        intake.status_view(record),
+        {"Location": status_url(req.url, record.id), "Retry-After": str(intake.poll_after_seconds(record))},
+    )
+
+
+@bp.route(route="cancellations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
+    request_id = req.route_params.get("id", "")
+    try:
+        record = intake.find(service.current(), request_id)
+    except Problem as problem:
+        return problem_response(problem)
+    except StorageUnavailable:
+        return problem_response(storage_unavailable())
+    if record.status in (Status.CANCELLED, Status.FAILED):
+        return json_response(200, intake.status_view(record))
+    return json_response(
+        202,
+        intake.status_view(record),
+        {"Location": status_url(req.url, record.id), "Retry-After": str(intake.poll_after_seconds(record))},
+    )
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(200, {"status": "ok"})

@@ -1,0 +1,170 @@
+"""The HTTP door: check a cancel request, record it, queue it; and report its status.
+
+A request is recorded before it is queued and the record is removed again if queueing fails, so
+a 202 always means "durably queued" and a 503 always means "nothing happened, try again".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import StorageUnavailable
+from .models import TRACKING_ID, CancelRequest, QueuedCancelRequest, describe_errors, validation_detail
+from .problems import Problem, storage_unavailable
+from .service import Service
+from .status_store import Status, StatusRecord, utcnow
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024
+POLL_AFTER_SECONDS = 2
+MAX_POLL_AFTER_SECONDS = 60
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("4f1b8a52-7d1e-4c57-9d36-1f0b6f2a9c11")
+_JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    record: StatusRecord
+    replayed: bool
+
+
+def submit(service: Service, body: bytes, *, content_type: str | None, idempotency_key: str | None) -> Accepted:
+    request = parse_request(body, content_type=content_type)
+    if not service.settings.organizers.allows(request.organizer):
+        raise Problem(403, "organizerNotAllowed", "Organizer not allowed",
+                      service.settings.organizers.refusal(request.organizer))
+    body_hash = _fingerprint(request)
+    request_id = _request_id(idempotency_key)
+    record = StatusRecord(id=request_id, status=Status.QUEUED, organizer=request.organizer,
+                          event_id=request.eventId, source="http", has_comment=request.comment is not None,
+                          body_hash=body_hash)
+    try:
+        stored = service.store.insert(record)
+        if stored is None:
+            return _replay(service, request_id, body_hash)
+        message = QueuedCancelRequest(id=request_id, **request.model_dump())
+        try:
+            service.queue.send(message.model_dump_json(exclude_none=True))
+        except StorageUnavailable:
+            _forget(service, request_id)
+            raise
+    except StorageUnavailable as error:
+        log.error("intake refused: %s", error)
+        raise storage_unavailable() from None
+    log.info("queued cancellation request", extra={"request_id": request_id, "organizer": request.organizer})
+    return Accepted(stored, replayed=False)
+
+
+def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem(413, "bodyTooLarge", "Body too large",
+                      f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted. Shorten the comment.")
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if not _JSON_TYPE.match(media_type):
+        raise Problem(415, "unsupportedMediaType", "Unsupported media type",
+                      f"The body was sent as {media_type!r}; send JSON with 'Content-Type: application/json'.")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Problem(400, "malformedJson", "Malformed JSON", "The body is not UTF-8 text.") from None
+    except json.JSONDecodeError as error:
+        raise Problem(400, "malformedJson", "Malformed JSON",
+                      f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.") from None
+    try:
+        return CancelRequest.model_validate(document)
+    except ValidationError as error:
+        errors = describe_errors(error, CancelRequest)
+        raise Problem(400, "invalidRequest", "Invalid cancel request", validation_detail(errors), errors) from None
+
+
+def find(service: Service, request_id: str) -> StatusRecord:
+    if not TRACKING_ID.match(request_id):
+        raise Problem(400, "invalidId", "Invalid tracking id",
+                      "A tracking id has 1 to 128 letters, digits, '.', '_', ':' and '-'.")
+    try:
+        record = service.store.get(request_id)
+    except StorageUnavailable as error:
+        log.error("status lookup failed: %s", error)
+        raise storage_unavailable() from None
+    if record is None:
+        raise Problem(404, "notFound", "No such request", f"No cancellation request has the id {request_id!r}.")
+    return record
+
+
+def status_view(record: StatusRecord) -> dict[str, Any]:
+    """The public shape of a status record (DESIGN 3.1)."""
+    view: dict[str, Any] = {
+        "id": record.id,
+        "status": str(record.status),
+        "organizer": record.organizer,
+        "eventId": record.event_id,
+        "createdAt": _iso(record.created_at),
+        "updatedAt": _iso(record.updated_at),
+        "attempts": record.attempts,
+    }
+    if record.status == Status.RETRYING and record.next_attempt_at:
+        view["nextAttemptAt"] = _iso(record.next_attempt_at)
+    if record.status.final and record.resolution:
+        view["resolution"] = record.resolution
+    if record.error_code and (record.status == Status.FAILED or record.status == Status.RETRYING):
+        error: dict[str, Any] = {"code": record.error_code, "message": record.error_message or ""}
+        if record.graph_status is not None:
+            error["graph"] = {"status": record.graph_status, "code": record.graph_code,
+                              "request-id": record.graph_request_id, "date": record.graph_date}
+        view["error" if record.status == Status.FAILED else "lastError"] = error
+    return view
+
+
+def poll_after_seconds(record: StatusRecord) -> int:
+    if record.status == Status.RETRYING and record.next_attempt_at:
+        wait = (record.next_attempt_at - utcnow()).total_seconds()
+        return int(min(MAX_POLL_AFTER_SECONDS, max(POLL_AFTER_SECONDS, wait)))
+    return POLL_AFTER_SECONDS
+
+
+def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
+    existing = service.store.get(request_id)
+    if existing is None:
+        raise StorageUnavailable("the request vanished while being replayed", operation="idempotent replay")
+    if existing.body_hash != body_hash:
+        raise Problem(422, "idempotencyKeyReused", "Idempotency key reused",
+                      "This Idempotency-Key was already used with a different body; "
+                      "use a new key for a different request.")
+    log.info("idempotent replay", extra={"request_id": request_id})
+    return Accepted(existing, replayed=True)
+
+
+def _request_id(idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    if not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise Problem(400, "invalidIdempotencyKey", "Invalid Idempotency-Key",
+                      "The Idempotency-Key header takes 1 to 255 visible ASCII characters, such as a UUID.")
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+
+
+def _fingerprint(request: CancelRequest) -> str:
+    canonical = json.dumps(request.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _forget(service: Service, request_id: str) -> None:
+    """Removes a record whose message could not be queued, so nothing half-written remains."""
+    try:
+        service.store.delete(request_id)
+    except StorageUnavailable as error:
+        log.error("could not remove unqueued request %s: %s", request_id, error)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

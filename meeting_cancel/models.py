@@ -1,0 +1,154 @@
+"""The request contracts (DESIGN 3.1 and 3.2) as pydantic models.
+
+Validation happens once, here, for both doors: the HTTP intake and queue messages written by
+workflows. Messages are written for people fixing a request, so each says what to send instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+# RFC 5322 dot-atoms without the characters that would change a URL path or query ('/', '?', '#',
+# '%', '\\'); UPNs allow no whitespace either.
+_ATOM = r"[A-Za-z0-9!$&'*+=^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+UPN = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
+# Graph REST ids are URL-safe base64: letters, digits, '-', '_' and '=' padding.
+REST_ID = re.compile(r"^[A-Za-z0-9_-]+=*$")
+# Tracking ids become Table Storage keys and URL segments.
+TRACKING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+MAX_ORGANIZER_LENGTH = 256
+MAX_EVENT_ID_LENGTH = 1024
+# A character costs at most 6 bytes once JSON-escaped, so 8,000 keep the queue message well under
+# the 64 KB queue limit together with the other fields.
+MAX_COMMENT_LENGTH = 8000
+
+FIELD_HELP = {
+    "organizer": "the organizer's userPrincipalName (jane@contoso.com) or Entra object id",
+    "eventId": "the Graph REST id of the event, as returned by GET /users/{organizer}/events",
+    "comment": "the message sent to the attendees (optional)",
+    "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
+}
+
+
+def _check_organizer(value: str) -> str:
+    if GUID.match(value):
+        return value.lower()
+    if any(ch.isspace() for ch in value):
+        raise PydanticCustomError("organizer", "must not contain whitespace; send the userPrincipalName alone")
+    if ".." in value or not UPN.match(value):
+        raise PydanticCustomError(
+            "organizer",
+            "must be a userPrincipalName such as jane@contoso.com or an Entra object id (GUID); "
+            "'/', '?', '#', '%', '\\' and consecutive dots are not allowed",
+        )
+    return value
+
+
+def _check_event_id(value: str) -> str:
+    if "/" in value or "+" in value:
+        raise PydanticCustomError(
+            "ews_id",
+            "looks like an EWS id ('/' or '+'); translate it to a REST id with Graph's "
+            "translateExchangeIds (targetIdType restId) and send that",
+        )
+    if not REST_ID.match(value):
+        raise PydanticCustomError(
+            "event_id",
+            "must be a Graph REST id: letters, digits, '-', '_' and trailing '=' only",
+        )
+    return value
+
+
+def _check_comment(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise PydanticCustomError(
+            "empty_comment",
+            "must not be empty: Graph sends no notice for an empty comment; leave the field out "
+            "to send Graph's default notice",
+        )
+    return value
+
+
+class CancelRequest(BaseModel):
+    """A request to cancel one meeting on behalf of its organizer.
+
+    Field names are read case-insensitively, as Graph itself reads them: its own documentation
+    sends ``"Comment"``, and a caller copying it should not be refused for the capital letter.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    organizer: Annotated[str, Field(min_length=3, max_length=MAX_ORGANIZER_LENGTH,
+                                    description=FIELD_HELP["organizer"])]
+    eventId: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH,
+                                  description=FIELD_HELP["eventId"])]
+    comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_field_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise PydanticCustomError("not_object", "the body must be a JSON object")
+        canonical = {name.lower(): name for name in cls.model_fields}
+        folded: dict[str, Any] = {}
+        for key, value in data.items():
+            name = canonical.get(key.lower(), key) if isinstance(key, str) else key
+            if name in folded:
+                raise PydanticCustomError("duplicate_field", "the field {name} is given twice (names are case-insensitive)",
+                                          {"name": repr(name)})
+            folded[name] = value
+        return folded
+
+    _organizer = field_validator("organizer")(_check_organizer)
+    _event_id = field_validator("eventId")(_check_event_id)
+    _comment = field_validator("comment")(_check_comment)
+
+
+class QueuedCancelRequest(CancelRequest):
+    """A queue message: the POST body plus the caller's optional tracking id."""
+
+    id: Annotated[str | None, Field(max_length=128, description=FIELD_HELP["id"])] = None
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str | None) -> str | None:
+        if value is not None and not TRACKING_ID.match(value):
+            raise PydanticCustomError("tracking_id", FIELD_HELP["id"])
+        return value
+
+
+def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
+    """Turns pydantic's errors into one ``{"field", "message"}`` per problem, each actionable."""
+    known = list(model.model_fields)
+    described = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "(body)"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            guess = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            message = f"unknown field; {hint}the fields are {', '.join(known)}"
+        elif kind == "missing":
+            message = f"required: {FIELD_HELP.get(field, field)}"
+        elif kind in ("string_type",):
+            message = "must be a string"
+        elif kind == "string_too_short":
+            message = "must not be empty" if item["ctx"].get("min_length") == 1 else item["msg"].lower()
+        elif kind == "string_too_long":
+            message = f"is too long: at most {item['ctx']['max_length']} characters"
+        else:
+            message = item["msg"]
+        described.append({"field": field, "message": message})
+    return described
+
+
+def validation_detail(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -1,0 +1,64 @@
+"""The composition root: one set of clients per process, built on first use.
+
+Functions share a process, so sharing the credential, the HTTP pool and the storage clients means a
+token is fetched once per lifetime and connections are reused across invocations.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .concurrency import AdaptiveLimiter
+from .config import Settings
+from .graph import GraphClient
+from .status_store import StatusStore
+from .work_queue import WorkQueue
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: StatusStore
+    queue: WorkQueue
+    graph: GraphClient
+    limiter: AdaptiveLimiter
+
+    @classmethod
+    def build(cls, settings: Settings) -> Service:
+        return cls(
+            settings=settings,
+            store=StatusStore(settings),
+            queue=WorkQueue(settings),
+            graph=GraphClient(settings),
+            limiter=AdaptiveLimiter(maximum=settings.graph_max_concurrency),
+        )
+
+    def ensure_storage(self) -> None:
+        self.store.ensure_exists()
+        self.queue.ensure_exists()
+
+
+_lock = threading.Lock()
+_current: Service | None = None
+_storage_ready = False
+
+
+def current() -> Service:
+    """The process's service; storage containers are created once, when first reachable."""
+    global _current, _storage_ready
+    with _lock:
+        if _current is None:
+            _current = Service.build(Settings.from_environ())
+        if not _storage_ready:
+            _current.ensure_storage()
+            _storage_ready = True
+        return _current
+
+
+def reset() -> None:
+    """Forgets the process's service, so the next call reads the settings again (tests, reloads)."""
+    global _current, _storage_ready
+    with _lock:
+        _current = None
+        _storage_ready = False

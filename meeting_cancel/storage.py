@@ -1,0 +1,47 @@
+"""Clients for queue and table storage, from a connection string or a managed identity.
+
+Retries are short on purpose: the HTTP intake must answer 503 within seconds when storage is down,
+and the queue host retries the worker anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.data.tables import TableClient
+from azure.identity import ManagedIdentityCredential
+from azure.storage.queue import LinearRetry, QueueClient
+
+from .config import StorageSettings
+
+_TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
+
+
+def queue_client(storage: StorageSettings, queue_name: str) -> QueueClient:
+    options: dict[str, Any] = {
+        **_TIMEOUTS,
+        "retry_policy": LinearRetry(backoff=0.3, random_jitter_range=0.2, retry_total=2),
+    }
+    if storage.connection_string:
+        return QueueClient.from_connection_string(storage.connection_string, queue_name, **options)
+    assert storage.queue_service_uri is not None
+    return QueueClient(storage.queue_service_uri, queue_name, credential=_identity(storage), **options)
+
+
+def table_client(storage: StorageSettings, table_name: str) -> TableClient:
+    options: dict[str, Any] = {**_TIMEOUTS, "retry_total": 2, "retry_backoff_factor": 0.2}
+    if storage.connection_string:
+        return TableClient.from_connection_string(storage.connection_string, table_name, **options)
+    assert storage.table_service_uri is not None
+    return TableClient(storage.table_service_uri, table_name, credential=_identity(storage), **options)
+
+
+_credentials: dict[str | None, ManagedIdentityCredential] = {}
+
+
+def _identity(storage: StorageSettings) -> ManagedIdentityCredential:
+    """One credential per identity and process, so storage tokens are cached and shared."""
+    client_id = storage.managed_identity_client_id
+    if client_id not in _credentials:
+        _credentials[client_id] = ManagedIdentityCredential(client_id=client_id)
+    return _credentials[client_id]

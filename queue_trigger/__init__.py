@@ -1,0 +1,23 @@
+"""Queue adapter: hands each message of the work queue to the domain worker.
+
+A raised exception tells the host to deliver the message again (and, after maxDequeueCount, to move
+it to poison); every other outcome completes the message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from meeting_cancel import service, worker
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="%CANCEL_QUEUE_NAME%", connection="AzureWebJobsStorage")
+def process_cancellation(msg: func.QueueMessage) -> None:
+    delivery = worker.Delivery(body=msg.get_body(), message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1)
+    outcome = worker.process(service.current(), delivery)
+    log.info("message %s: %s", msg.id, outcome)
