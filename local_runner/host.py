@@ -68,7 +68,7 @@ class FunctionIndex:
     @classmethod
     def discover(cls, app: func.FunctionApp, settings: Mapping[str, str]) -> FunctionIndex:
         index = cls()
-        for function in app.get_functions():
+        for function in _functions_of(app):
             name = function.get_function_name()
             trigger = function.get_trigger().get_dict_repr()
             for binding in function.get_bindings():
@@ -103,6 +103,16 @@ class FunctionIndex:
                     return function, found.groupdict()
                 wrong_method = True
         return "method" if wrong_method else None
+
+
+_indexed: dict[int, list[Any]] = {}
+
+
+def _functions_of(app: func.FunctionApp) -> list[Any]:
+    """The app's functions; the SDK indexes an app only once per process, as the host does."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = list(app.get_functions())
+    return _indexed[id(app)]
 
 
 def resolve(value: str, settings: Mapping[str, str]) -> str:
@@ -142,6 +152,7 @@ class HttpHost:
         self.route_prefix = route_prefix.strip("/")
         self._server = ThreadingHTTPServer((host, port), _http_handler(self))
         self._server.daemon_threads = True
+        self._serving = False
 
     @property
     def base_url(self) -> str:
@@ -149,11 +160,14 @@ class HttpHost:
         return f"http://{host}:{port}"
 
     def start(self) -> HttpHost:
+        self._serving = True
         threading.Thread(target=self._server.serve_forever, name="http-host", daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._serving:
+            self._server.shutdown()
+            self._serving = False
         self._server.server_close()
 
     def handle(self, method: str, raw_url: str, headers: dict[str, str], body: bytes) -> func.HttpResponse:
@@ -231,12 +245,16 @@ class QueueListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> QueueListener:
+    def start_queues(self) -> None:
+        """Creates the queue and its poison queue, as the host does on start-up."""
         for client in (self.queue, self.poison):
             try:
                 client.create_queue()
             except ResourceExistsError:
                 pass
+
+    def start(self) -> QueueListener:
+        self.start_queues()
         self._thread = threading.Thread(target=self._loop, name=f"poll-{self.function.name}", daemon=True)
         self._thread.start()
         return self

@@ -115,15 +115,15 @@ class GraphClient:
         raise AssertionError("unreachable")
 
     def _token(self, *, refresh: bool) -> str:
+        """The cached token; the lock makes concurrent cold starts share one token request."""
         with self._credential_lock:
             if refresh:
                 self._credential = self._credential_factory()
-            credential = self._credential
-        try:
-            return credential.get_token(self._scope).token
-        except AzureError as error:
-            raise IdentityUnavailable(type(error).__name__ + ": " + str(error).splitlines()[0],
-                                      scope=self._scope) from None
+            try:
+                return self._credential.get_token(self._scope).token
+            except AzureError as error:
+                raise IdentityUnavailable(type(error).__name__ + ": " + str(error).splitlines()[0],
+                                          scope=self._scope) from None
 
 
 def classify(response: requests.Response) -> GraphTransientError | GraphPermanentError:

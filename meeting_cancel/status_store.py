@@ -60,6 +60,7 @@ class StatusRecord:
     throttled_since: datetime | None = None
     throttle_count: int = 0
     next_attempt_at: datetime | None = None
+    delayed_copy_due: datetime | None = None
     resolution: str | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -85,7 +86,8 @@ class StatusRecord:
         known = {f.name for f in fields(cls)}
         values = {name: value for name, value in entity.items() if name in known}
         values["status"] = Status(values["status"])
-        for name in ("created_at", "updated_at", "in_flight_until", "throttled_since", "next_attempt_at"):
+        for name in ("created_at", "updated_at", "in_flight_until", "throttled_since", "next_attempt_at",
+                     "delayed_copy_due"):
             if isinstance(values.get(name), datetime):
                 values[name] = values[name].astimezone(UTC)
         etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None

@@ -129,18 +129,18 @@ class _Attempt:
 
     def run(self) -> Outcome:
         record = self.record
-        if record.status.final:
-            log.info("duplicate delivery of a finished request; completing it", extra=self.context)
-            return Outcome.DUPLICATE
         if (record.organizer, record.event_id) != (self.request.organizer, self.request.eventId):
             return _poison(self.service, self.delivery, None, "idConflict",
                            f"the tracking id {record.id!r} already belongs to another meeting")
+        if record.status.final:
+            log.info("duplicate delivery of a finished request; completing it", extra=self.context)
+            return Outcome.DUPLICATE
         now = utcnow()
         if record.in_flight_until and record.in_flight_until > now:
             return self._requeue((record.in_flight_until - now).total_seconds() + BUSY_RETRY_SECONDS,
                                  reason="another delivery is calling Graph for this request")
-        if record.status == Status.RETRYING and record.next_attempt_at and \
-                record.next_attempt_at - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
+        if record.status == Status.RETRYING and record.delayed_copy_due and \
+                record.delayed_copy_due - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
             log.info("early copy of a request waiting for its retry; completing it", extra=self.context)
             return Outcome.DUPLICATE
         if not self.service.settings.organizers.allows(record.organizer):
@@ -224,7 +224,8 @@ class _Attempt:
             raise RetryLater(message)
         retry_in = self.service.settings.queue_host.visibility_timeout_seconds
         self._save(self.record.evolve(status=Status.RETRYING, outcome_unknown=unknown, in_flight_until=None,
-                                      next_attempt_at=utcnow() + timedelta(seconds=retry_in), **fields))
+                                      next_attempt_at=utcnow() + timedelta(seconds=retry_in),
+                                      delayed_copy_due=None, **fields))
         log.warning("transient failure (%s); the host will deliver the message again", code, extra=self.context)
         raise RetryLater(message)
 
@@ -232,8 +233,9 @@ class _Attempt:
         """Puts a delayed copy on the queue first, then records when it will come back."""
         delay = delay + random.uniform(0.0, min(5.0, 0.2 * delay) + 0.5)
         self._send_copy(delay)
-        self._save(self.record.evolve(status=Status.RETRYING, in_flight_until=None,
-                                      next_attempt_at=utcnow() + timedelta(seconds=delay)))
+        due = utcnow() + timedelta(seconds=delay)
+        self._save(self.record.evolve(status=Status.RETRYING, in_flight_until=None, next_attempt_at=due,
+                                      delayed_copy_due=due))
         log.info("request put back for %.1f s: %s", delay, reason, extra=self.context)
         return Outcome.REQUEUED
 
@@ -263,7 +265,7 @@ def _write_final(service: Service, record: StatusRecord, status: Status, **field
     for _ in range(3):
         try:
             return service.store.replace(record.evolve(status=status, in_flight_until=None, outcome_unknown=False,
-                                                       next_attempt_at=None, **fields))
+                                                       next_attempt_at=None, delayed_copy_due=None, **fields))
         except ConcurrentUpdate:
             latest = service.store.get(record.id)
             if latest is None or latest.status.final:

@@ -1,0 +1,108 @@
+"""Drives the registered functions the way the host does, through the local host's own code:
+real ``azure.functions`` requests and queue messages, Azurite, and the Graph sandbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from typing import Any
+
+import azure.functions as func
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from local_runner.azurite import Azurite
+from local_runner.graph_sandbox import GraphSandbox
+from local_runner.host import FunctionIndex, HttpHost, QueueListener
+from meeting_cancel.config import QueueHostSettings, StorageSettings
+
+# The host's semantics with the waits shortened, so retries happen within a test.
+FAST_QUEUE_HOST = QueueHostSettings(max_dequeue_count=5, batch_size=4, new_batch_threshold=2,
+                                    max_polling_interval_seconds=0.2, visibility_timeout_seconds=0,
+                                    message_encoding="none")
+
+
+class Response:
+    def __init__(self, response: func.HttpResponse) -> None:
+        self.status = response.status_code
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self.mimetype = response.mimetype
+        raw = response.get_body()
+        self.body: Any = json.loads(raw) if raw else None
+
+
+class AppUnderTest:
+    def __init__(self, settings: dict[str, str], sandbox: GraphSandbox, azurite: Azurite) -> None:
+        import function_app
+
+        self.settings = settings
+        self.sandbox = sandbox
+        self.azurite = azurite
+        self.index = FunctionIndex.discover(function_app.app, os.environ)
+        self.http = HttpHost(self.index, port=0)
+        storage = StorageSettings(connection_string=settings["AzureWebJobsStorage"])
+        self.listener = QueueListener(self.index.queues[0], storage, FAST_QUEUE_HOST)
+        self.listener.start_queues()
+        self.queue = QueueClient.from_connection_string(settings["AzureWebJobsStorage"],
+                                                        settings["CANCEL_QUEUE_NAME"])
+        self.poison = QueueClient.from_connection_string(settings["AzureWebJobsStorage"],
+                                                         settings["CANCEL_QUEUE_NAME"] + "-poison")
+
+    def close(self) -> None:
+        self.http.stop()
+        self.listener.stop()
+
+    # ----- HTTP functions, through the local host's routing and real HttpRequest objects
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                raw: bytes | None = None) -> Response:
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        return Response(self.http.handle(method, path, all_headers, data))
+
+    def post(self, body: Any, **kwargs: Any) -> Response:
+        return self.request("POST", "/api/cancellations", body, **kwargs)
+
+    def status(self, request_id: str) -> Response:
+        return self.request("GET", f"/api/cancellations/{request_id}")
+
+    # ----- the queue function, through the local host's listener
+    def drain(self, *, rounds: int = 50, wait_for_delayed: float = 0.0) -> int:
+        """Delivers queued messages until none is visible (waiting up to ``wait_for_delayed``
+        seconds for delayed copies to become visible); returns how many were handled."""
+        handled = 0
+        deadline = time.monotonic() + wait_for_delayed
+        for _ in range(rounds):
+            count = self.listener.drain_once()
+            handled += count
+            if count == 0:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        return handled
+
+    def put_message(self, document: Any, *, base64_encoded: bool = False) -> None:
+        text = document if isinstance(document, str) else json.dumps(document)
+        if base64_encoded:
+            client = QueueClient.from_connection_string(self.settings["AzureWebJobsStorage"],
+                                                        self.settings["CANCEL_QUEUE_NAME"],
+                                                        message_encode_policy=TextBase64EncodePolicy())
+            client.send_message(text)
+        else:
+            self.queue.send_message(text)
+
+    def poison_messages(self) -> list[str]:
+        return [m.content for m in self.poison.peek_messages(max_messages=32)]
+
+    def visible_messages(self) -> int:
+        return len(self.queue.peek_messages(max_messages=32))
+
+    def submit_and_process(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.post(body)
+        assert response.status == 202, response.body
+        self.drain()
+        return dict(self.status(response.body["id"]).body)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
