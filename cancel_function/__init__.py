@@ -14,7 +14,7 @@ from meeting_cancel.status_store import Status
 
 from .responses import json_response, problem_response, status_url
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.route(route="cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -12,13 +12,19 @@ from meeting_cancel.problems import PROBLEM_CONTENT_TYPE, Problem
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, headers=headers or {},
-                             mimetype="application/json", charset="utf-8")
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, headers=headers or {}, mimetype="application/json", charset="utf-8"
+    )
 
 
 def problem_response(problem: Problem) -> func.HttpResponse:
-    return func.HttpResponse(problem.to_json(), status_code=problem.status, headers=problem.headers(),
-                             mimetype=PROBLEM_CONTENT_TYPE, charset="utf-8")
+    return func.HttpResponse(
+        problem.to_json(),
+        status_code=problem.status,
+        headers=problem.headers(),
+        mimetype=PROBLEM_CONTENT_TYPE,
+        charset="utf-8",
+    )
 
 
 def status_url(request_url: str, request_id: str) -> str:

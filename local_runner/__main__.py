@@ -42,18 +42,24 @@ def banner(runner: LocalRunner) -> str:
     for listener in runner.listeners:
         lines.append(f"  queue function   {listener.function.name} on '{listener.function.queue_name}'")
     if runner.azurite:
-        lines.append(f"  Azurite          queue {runner.azurite.queue_port}, table {runner.azurite.table_port}, "
-                     f"data in {runner.azurite.data_dir}")
+        lines.append(
+            f"  Azurite          queue {runner.azurite.queue_port}, table {runner.azurite.table_port}, "
+            f"data in {runner.azurite.data_dir}"
+        )
     if runner.sandbox:
         sandbox = runner.sandbox.base_url
-        lines += [f"  Graph sandbox    {runner.sandbox.graph_base_url} (attendees' notices: {sandbox}/sandbox/outbox)",
-                  "", "Cancel a seeded meeting:",
-                  f"  curl -i -X POST {api}/cancellations -H 'Content-Type: application/json' \\",
-                  "    -d '{\"organizer\": \"adele.vance@contoso.com\", \"eventId\": \""
-                  + rest_id("demo/planning") + "\", \"comment\": \"Planning moves to January.\"}'",
-                  "Then poll the Location header it returns, e.g.",
-                  f"  curl {api}/cancellations/<id>",
-                  f"and see who was told: curl {sandbox}/sandbox/outbox"]
+        lines += [
+            f"  Graph sandbox    {runner.sandbox.graph_base_url} (attendees' notices: {sandbox}/sandbox/outbox)",
+            "",
+            "Cancel a seeded meeting:",
+            f"  curl -i -X POST {api}/cancellations -H 'Content-Type: application/json' \\",
+            '    -d \'{"organizer": "adele.vance@contoso.com", "eventId": "'
+            + rest_id("demo/planning")
+            + '", "comment": "Planning moves to January."}\'',
+            "Then poll the Location header it returns, e.g.",
+            f"  curl {api}/cancellations/<id>",
+            f"and see who was told: curl {sandbox}/sandbox/outbox",
+        ]
     else:
         lines.append(f"  Graph            {runner.values.get('GRAPH_BASE_URL')}")
     lines.append("Press Ctrl-C to stop.")

@@ -7,10 +7,10 @@ down; the connection string is built from it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -53,9 +53,11 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         base = f"http://{self.host}"
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};"
-                f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT};QueueEndpoint={base}:{self.queue_port}/{ACCOUNT};"
-                f"TableEndpoint={base}:{self.table_port}/{ACCOUNT};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};"
+            f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT};QueueEndpoint={base}:{self.queue_port}/{ACCOUNT};"
+            f"TableEndpoint={base}:{self.table_port}/{ACCOUNT};"
+        )
 
     def start(self, timeout: float = 30.0) -> Azurite:
         if not AZURITE_BIN.exists():
@@ -64,15 +66,32 @@ class Azurite:
         self.queue_port = self.queue_port or free_port(self.host)
         self.table_port = self.table_port or free_port(self.host)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [str(AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-                   "--location", str(self.data_dir),
-                   "--blobHost", self.host, "--blobPort", str(self.blob_port),
-                   "--queueHost", self.host, "--queuePort", str(self.queue_port),
-                   "--tableHost", self.host, "--tablePort", str(self.table_port)]
+        command = [
+            str(AZURITE_BIN),
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--location",
+            str(self.data_dir),
+            "--blobHost",
+            self.host,
+            "--blobPort",
+            str(self.blob_port),
+            "--queueHost",
+            self.host,
+            "--queuePort",
+            str(self.queue_port),
+            "--tableHost",
+            self.host,
+            "--tablePort",
+            str(self.table_port),
+        ]
         env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{self.key}"}
         log_file = (self.data_dir / "azurite.log").open("ab")
-        self.process = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=log_file, start_new_session=True, preexec_fn=_die_with_parent
+        )
         log_file.close()
         for port in (self.queue_port, self.table_port):
             if not wait_for_port(self.host, port, timeout):
@@ -103,11 +122,6 @@ class Azurite:
 
 def _die_with_parent() -> None:
     """Asks Linux to stop Azurite if the runner itself is killed, so no orphan keeps the ports."""
-    try:
+    with contextlib.suppress(OSError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-    def wipe(self) -> None:
-        shutil.rmtree(self.data_dir, ignore_errors=True)

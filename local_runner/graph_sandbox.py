@@ -10,11 +10,13 @@ for tests and benchmarks. State lives in memory: a restart begins again from the
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -93,8 +95,15 @@ class SandboxState:
 
 
 class GraphSandbox:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, identity_header: str | None = None,
-                 token_lifetime_seconds: int = 3600, seed: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        identity_header: str | None = None,
+        token_lifetime_seconds: int = 3600,
+        seed: bool = True,
+    ) -> None:
         self.state = SandboxState()
         self.identity_header = identity_header or secrets.token_hex(16)
         self.token_lifetime_seconds = token_lifetime_seconds
@@ -107,8 +116,7 @@ class GraphSandbox:
     # ----- lifecycle
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def graph_base_url(self) -> str:
@@ -129,26 +137,60 @@ class GraphSandbox:
 
     # ----- arranging state (tests and the seed)
     def add_mailbox(self, upn: str, display_name: str = "", *, has_mailbox: bool = True) -> Mailbox:
-        mailbox = Mailbox(upn=upn.lower(), id=str(uuid.uuid5(uuid.NAMESPACE_DNS, upn.lower())),
-                          display_name=display_name or upn.split("@")[0], has_mailbox=has_mailbox)
+        mailbox = Mailbox(
+            upn=upn.lower(),
+            id=str(uuid.uuid5(uuid.NAMESPACE_DNS, upn.lower())),
+            display_name=display_name or upn.split("@")[0],
+            has_mailbox=has_mailbox,
+        )
         with self.state.lock:
             self.state.mailboxes[mailbox.upn] = mailbox
         return mailbox
 
-    def create_event(self, organizer: str, subject: str, attendees: list[str] | None = None, *,
-                     event_type: str = "singleInstance", event_id: str | None = None,
-                     start: str = "2026-12-01T09:00:00", end: str = "2026-12-01T09:30:00") -> str:
+    def create_event(
+        self,
+        organizer: str,
+        subject: str,
+        attendees: list[str] | None = None,
+        *,
+        event_type: str = "singleInstance",
+        event_id: str | None = None,
+        start: str = "2026-12-01T09:00:00",
+        end: str = "2026-12-01T09:30:00",
+    ) -> str:
         """Creates the organizer's copy and, for attendees with a mailbox here, their copies."""
         attendees = attendees or []
-        ical_uid = "040000008200E00074C5B7101A82E008" + hashlib.sha1(f"{organizer}{subject}".encode()).hexdigest()
+        ical_uid = (
+            "040000008200E00074C5B7101A82E008" + hashlib.sha256(f"{organizer}{subject}".encode()).hexdigest()[:40]
+        )
         organizer_id = event_id or rest_id(f"{organizer}/{subject}/{uuid.uuid4()}")
         with self.state.lock:
-            self._store_event(organizer, organizer_id, subject, organizer, attendees, event_type, ical_uid,
-                              start, end, is_organizer=True)
+            self._store_event(
+                organizer,
+                organizer_id,
+                subject,
+                organizer,
+                attendees,
+                event_type,
+                ical_uid,
+                start,
+                end,
+                is_organizer=True,
+            )
             for attendee in attendees:
                 if attendee.lower() in self.state.mailboxes:
-                    self._store_event(attendee, rest_id(f"{attendee}/{organizer_id}"), subject, organizer,
-                                      attendees, event_type, ical_uid, start, end, is_organizer=False)
+                    self._store_event(
+                        attendee,
+                        rest_id(f"{attendee}/{organizer_id}"),
+                        subject,
+                        organizer,
+                        attendees,
+                        event_type,
+                        ical_uid,
+                        start,
+                        end,
+                        is_organizer=False,
+                    )
         return organizer_id
 
     def event_id_of(self, mailbox: str, subject: str) -> str:
@@ -164,15 +206,32 @@ class GraphSandbox:
 
     def successful_cancels(self, event_id: str | None = None) -> int:
         with self.state.lock:
-            return sum(1 for call in self.state.calls if call["operation"] == "cancel" and call["applied"]
-                       and (event_id is None or call["eventId"] == event_id))
+            return sum(
+                1
+                for call in self.state.calls
+                if call["operation"] == "cancel"
+                and call["applied"]
+                and (event_id is None or call["eventId"] == event_id)
+            )
 
     def calls(self, operation: str | None = None) -> list[dict[str, Any]]:
         with self.state.lock:
             return [dict(c) for c in self.state.calls if operation is None or c["operation"] == operation]
 
-    def _store_event(self, mailbox: str, event_id: str, subject: str, organizer: str, attendees: list[str],
-                     event_type: str, ical_uid: str, start: str, end: str, *, is_organizer: bool) -> None:
+    def _store_event(
+        self,
+        mailbox: str,
+        event_id: str,
+        subject: str,
+        organizer: str,
+        attendees: list[str],
+        event_type: str,
+        ical_uid: str,
+        start: str,
+        end: str,
+        *,
+        is_organizer: bool,
+    ) -> None:
         self.state.events[mailbox.lower()][event_id] = {
             "id": event_id,
             "subject": subject,
@@ -193,29 +252,47 @@ class GraphSandbox:
         with self.state.lock:
             self.state.tokens[token] = expires
             self.state.token_requests += 1
-        return {"access_token": token, "expires_on": str(int(expires)), "resource": "sandbox",
-                "token_type": "Bearer", "client_id": "00000000-0000-0000-0000-000000000000"}
+        return {
+            "access_token": token,
+            "expires_on": str(int(expires)),
+            "resource": "sandbox",
+            "token_type": "Bearer",
+            "client_id": "00000000-0000-0000-0000-000000000000",
+        }
 
     def token_valid(self, authorization: str | None) -> bool:
         if not authorization or not authorization.startswith("Bearer "):
             return False
         with self.state.lock:
-            expires = self.state.tokens.get(authorization[len("Bearer "):])
+            expires = self.state.tokens.get(authorization[len("Bearer ") :])
         return expires is not None and expires > time.time()
 
 
 def seed_demo(sandbox: GraphSandbox) -> None:
     """Demo mailboxes and meetings with stable ids, so the printed curl always works."""
-    for upn, name in (("adele.vance@contoso.com", "Adele Vance"), ("alex.wilber@contoso.com", "Alex Wilber"),
-                      ("megan.bowen@contoso.com", "Megan Bowen")):
+    for upn, name in (
+        ("adele.vance@contoso.com", "Adele Vance"),
+        ("alex.wilber@contoso.com", "Alex Wilber"),
+        ("megan.bowen@contoso.com", "Megan Bowen"),
+    ):
         sandbox.add_mailbox(upn, name)
-    sandbox.create_event("adele.vance@contoso.com", "Quarterly planning",
-                         ["alex.wilber@contoso.com", "megan.bowen@contoso.com"], event_id=rest_id("demo/planning"))
-    sandbox.create_event("adele.vance@contoso.com", "Weekly sync", ["alex.wilber@contoso.com"],
-                         event_type="seriesMaster", event_id=rest_id("demo/weekly"))
+    sandbox.create_event(
+        "adele.vance@contoso.com",
+        "Quarterly planning",
+        ["alex.wilber@contoso.com", "megan.bowen@contoso.com"],
+        event_id=rest_id("demo/planning"),
+    )
+    sandbox.create_event(
+        "adele.vance@contoso.com",
+        "Weekly sync",
+        ["alex.wilber@contoso.com"],
+        event_type="seriesMaster",
+        event_id=rest_id("demo/weekly"),
+    )
     sandbox.create_event("megan.bowen@contoso.com", "Focus time", event_id=rest_id("demo/focus"))
-    sandbox.create_event("megan.bowen@contoso.com", "Design review", ["adele.vance@contoso.com"],
-                         event_id=rest_id("demo/review"))
+    sandbox.create_event(
+        "megan.bowen@contoso.com", "Design review", ["adele.vance@contoso.com"], event_id=rest_id("demo/review")
+    )
 
 
 def _handler_for(sandbox: GraphSandbox) -> type[BaseHTTPRequestHandler]:
@@ -261,10 +338,8 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                 self._send(404, {"error": "not found"})
         except _Reset:
             self.close_connection = True
-            try:
-                self.connection.shutdown(2)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     # ----- identity endpoint (App Service / Functions flavour, api-version 2019-08-01)
     def _identity(self, query: dict[str, list[str]]) -> None:
@@ -300,12 +375,19 @@ class _SandboxHandler(BaseHTTPRequestHandler):
 
     # ----- Graph
     def _graph(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
-        raw_segments = path[len("/v1.0/"):].split("/")
+        raw_segments = path[len("/v1.0/") :].split("/")
         segments = [unquote(s) for s in raw_segments]
         operation = _operation(method, segments)
-        record: dict[str, Any] = {"method": method, "path": path, "operation": operation, "applied": False,
-                                  "time": time.time(), "clientRequestId": self.headers.get("client-request-id"),
-                                  "userAgent": self.headers.get("User-Agent"), "body": _json_or_none(body)}
+        record: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "operation": operation,
+            "applied": False,
+            "time": time.time(),
+            "clientRequestId": self.headers.get("client-request-id"),
+            "userAgent": self.headers.get("User-Agent"),
+            "body": _json_or_none(body),
+        }
         if len(segments) > 1:
             record["mailbox"] = segments[1].lower()
         if len(segments) > 3:
@@ -326,8 +408,12 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         throttled = self._throttle(mailbox)
         if throttled:
             record["status"] = 429
-            self._error(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
-                        {"Retry-After": f"{self.sandbox.state.limits.retry_after:g}"})
+            self._error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+                {"Retry-After": f"{self.sandbox.state.limits.retry_after:g}"},
+            )
             return
         try:
             self._latency()
@@ -348,8 +434,11 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def _take_fault(self, operation: str, mailbox: str) -> Fault | None:
         with self.sandbox.state.lock:
             for fault in self.sandbox.state.faults:
-                if fault.operation in (operation, "any") and fault.times > 0 and \
-                        (fault.mailbox is None or fault.mailbox == mailbox):
+                if (
+                    fault.operation in (operation, "any")
+                    and fault.times > 0
+                    and (fault.mailbox is None or fault.mailbox == mailbox)
+                ):
                     fault.times -= 1
                     return fault
         return None
@@ -375,8 +464,9 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         if high > 0:
             time.sleep(low + (high - low) * secrets.randbelow(1000) / 1000)
 
-    def _apply(self, method: str, segments: list[str], query: dict[str, list[str]], body: bytes,
-               record: dict[str, Any]) -> tuple[int, Any]:
+    def _apply(
+        self, method: str, segments: list[str], query: dict[str, list[str]], body: bytes, record: dict[str, Any]
+    ) -> tuple[int, Any]:
         state = self.sandbox.state
         if len(segments) < 3 or segments[0] != "users" or segments[2] != "events":
             return 400, {"code": "BadRequest", "message": "Unsupported path in the sandbox."}
@@ -418,12 +508,15 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         state = self.sandbox.state
         lowered = key.lower()
         found = state.mailboxes.get(lowered) or next(
-            (m for m in state.mailboxes.values() if _GUID.match(lowered) and m.id == lowered), None)
+            (m for m in state.mailboxes.values() if _GUID.match(lowered) and m.id == lowered), None
+        )
         if found is None:
             return 404, {"code": "ErrorInvalidUser", "message": f"The requested user '{key}' is invalid."}
         if not found.has_mailbox:
-            return 404, {"code": "MailboxNotEnabledForRESTAPI", "message": "The mailbox is either inactive, "
-                         "soft-deleted, or is hosted on-premise."}
+            return 404, {
+                "code": "MailboxNotEnabledForRESTAPI",
+                "message": "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            }
         return found
 
     def _cancel(self, mailbox: Mailbox, event: dict[str, Any], comment: str | None) -> None:
@@ -432,20 +525,37 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         del state.events[mailbox.upn][event["id"]]
         for attendee in event["attendees"]:
             address = attendee["emailAddress"]["address"]
-            notice = {"to": address, "from": mailbox.upn, "subject": f"Canceled: {event['subject']}",
-                      "comment": comment, "sentAt": datetime.now(UTC).isoformat()}
+            notice = {
+                "to": address,
+                "from": mailbox.upn,
+                "subject": f"Canceled: {event['subject']}",
+                "comment": comment,
+                "sentAt": datetime.now(UTC).isoformat(),
+            }
             state.outbox.append(notice)
             for copy in state.events.get(address, {}).values():
                 if copy["iCalUId"] == event["iCalUId"]:
                     copy["isCancelled"] = True
-            log.info("notice sent to %s: %s%s", address, notice["subject"],
-                     f" with the organizer's message ({len(comment)} characters)" if comment else "")
+            log.info(
+                "notice sent to %s: %s%s",
+                address,
+                notice["subject"],
+                f" with the organizer's message ({len(comment)} characters)" if comment else "",
+            )
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         request_id = str(uuid.uuid4())
-        body = {"error": {"code": code, "message": message, "innerError": {
-            "request-id": request_id, "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "client-request-id": self.headers.get("client-request-id")}}}
+        body = {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "request-id": request_id,
+                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "client-request-id": self.headers.get("client-request-id"),
+                },
+            }
+        }
         self._send(status, body, {"request-id": request_id, **(headers or {})})
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
@@ -74,26 +75,36 @@ class FunctionIndex:
             for binding in function.get_bindings():
                 spec = binding.get_dict_repr()
                 if spec["type"] != trigger["type"] and spec["type"] not in SUPPORTED_OUTPUTS:
-                    raise UnsupportedBinding(f"function {name!r}: binding type {spec['type']!r} is not "
-                                             "implemented by the local host")
+                    raise UnsupportedBinding(
+                        f"function {name!r}: binding type {spec['type']!r} is not implemented by the local host"
+                    )
             call = function.get_user_function()
             if trigger["type"] == "httpTrigger":
                 route = trigger.get("route") or name
-                methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.get("methods") or
-                                                                                   ["GET", "POST"]))
+                methods = frozenset(
+                    str(getattr(m, "value", m)).upper() for m in (trigger.get("methods") or ["GET", "POST"])
+                )
                 auth = str(getattr(trigger.get("authLevel"), "value", trigger.get("authLevel") or "function"))
-                index.http.append(HttpFunction(name, methods, route, _route_pattern(route), auth,
-                                               trigger["name"], call))
+                index.http.append(
+                    HttpFunction(name, methods, route, _route_pattern(route), auth, trigger["name"], call)
+                )
             elif trigger["type"] == "queueTrigger":
-                index.queues.append(QueueFunction(name, resolve(trigger["queueName"], settings),
-                                                  trigger.get("connection") or "AzureWebJobsStorage",
-                                                  trigger["name"], call))
+                index.queues.append(
+                    QueueFunction(
+                        name,
+                        resolve(trigger["queueName"], settings),
+                        trigger.get("connection") or "AzureWebJobsStorage",
+                        trigger["name"],
+                        call,
+                    )
+                )
             else:
-                raise UnsupportedBinding(f"function {name!r}: trigger type {trigger['type']!r} is not "
-                                         "implemented by the local host")
+                raise UnsupportedBinding(
+                    f"function {name!r}: trigger type {trigger['type']!r} is not implemented by the local host"
+                )
         return index
 
-    def match(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | None | str:
+    def match(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | str | None:
         """The function and route parameters for a request; 'method' when only the method is wrong."""
         wrong_method = False
         for function in self.http:
@@ -117,11 +128,13 @@ def _functions_of(app: func.FunctionApp) -> list[Any]:
 
 def resolve(value: str, settings: Mapping[str, str]) -> str:
     """Replaces %SETTING% binding expressions, failing with the setting's name when it is unset."""
+
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in settings:
             raise UnsupportedBinding(f"binding expression %{name}% names a setting that is not set")
         return settings[name]
+
     return re.sub(r"%([^%]+)%", lookup, value)
 
 
@@ -141,13 +154,20 @@ def invocation_log(name: str, started: float, invocation_id: str, error: BaseExc
     if error is None:
         log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)", name, invocation_id, duration)
     else:
-        log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms): %s: %s", name, invocation_id,
-                  duration, type(error).__name__, error)
+        log.error(
+            "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms): %s: %s",
+            name,
+            invocation_id,
+            duration,
+            type(error).__name__,
+            error,
+        )
 
 
 class HttpHost:
-    def __init__(self, index: FunctionIndex, *, host: str = "127.0.0.1", port: int = 7071,
-                 route_prefix: str = "api") -> None:
+    def __init__(
+        self, index: FunctionIndex, *, host: str = "127.0.0.1", port: int = 7071, route_prefix: str = "api"
+    ) -> None:
         self.index = index
         self.route_prefix = route_prefix.strip("/")
         self._server = ThreadingHTTPServer((host, port), _http_handler(self))
@@ -156,8 +176,7 @@ class HttpHost:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> HttpHost:
         self._serving = True
@@ -175,7 +194,7 @@ class HttpHost:
         prefix = f"/{self.route_prefix}/"
         if not parts.path.startswith(prefix):
             return func.HttpResponse("Not found", status_code=404)
-        matched = self.index.match(method, parts.path[len(prefix):])
+        matched = self.index.match(method, parts.path[len(prefix) :])
         if matched is None:
             return func.HttpResponse("Not found", status_code=404)
         if matched == "method":
@@ -183,11 +202,20 @@ class HttpHost:
         assert not isinstance(matched, str)
         function, route_params = matched
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        request = func.HttpRequest(method=method, url=f"{self.base_url}{raw_url}", headers=headers,
-                                   params=params, route_params=route_params, body=body)
+        request = func.HttpRequest(
+            method=method,
+            url=f"{self.base_url}{raw_url}",
+            headers=headers,
+            params=params,
+            route_params=route_params,
+            body=body,
+        )
         invocation_id = str(uuid.uuid4())
-        log.info("Executing 'Functions.%s' (Reason='This function was programmatically called via the host "
-                 "APIs.', Id=%s)", function.name, invocation_id)
+        log.info(
+            "Executing 'Functions.%s' (Reason='This function was programmatically called via the host APIs.', Id=%s)",
+            function.name,
+            invocation_id,
+        )
         started = time.perf_counter()
         try:
             response = function.call(**{function.argument: request})
@@ -195,7 +223,7 @@ class HttpHost:
             invocation_log(function.name, started, invocation_id, error)
             return func.HttpResponse("Internal Server Error", status_code=500)
         invocation_log(function.name, started, invocation_id, None)
-        return response
+        return cast(func.HttpResponse, response)
 
 
 def _http_handler(host: HttpHost) -> type[BaseHTTPRequestHandler]:
@@ -238,8 +266,9 @@ class QueueListener:
         self.poison: QueueClient = queue_client(storage, f"{function.queue_name}-poison")
         threshold = host_settings.new_batch_threshold
         self.new_batch_threshold = threshold if threshold is not None else host_settings.batch_size // 2
-        self._pool = ThreadPoolExecutor(max_workers=host_settings.batch_size + self.new_batch_threshold,
-                                        thread_name_prefix=f"queue-{function.name}")
+        self._pool = ThreadPoolExecutor(
+            max_workers=host_settings.batch_size + self.new_batch_threshold, thread_name_prefix=f"queue-{function.name}"
+        )
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -248,10 +277,8 @@ class QueueListener:
     def start_queues(self) -> None:
         """Creates the queue and its poison queue, as the host does on start-up."""
         for client in (self.queue, self.poison):
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 client.create_queue()
-            except ResourceExistsError:
-                pass
 
     def start(self) -> QueueListener:
         self.start_queues()
@@ -276,8 +303,9 @@ class QueueListener:
             try:
                 messages = self._receive()
             except AzureError as error:
-                log.warning("queue %s: polling failed (%s); backing off", self.function.queue_name,
-                            type(error).__name__)
+                log.warning(
+                    "queue %s: polling failed (%s); backing off", self.function.queue_name, type(error).__name__
+                )
                 messages = []
             if not messages:
                 self._stop.wait(delay)
@@ -298,9 +326,11 @@ class QueueListener:
             log.error("queue %s: the host failed to handle a message: %r", self.function.queue_name, error)
 
     def _receive(self) -> list[QueueMessage]:
-        pages = self.queue.receive_messages(messages_per_page=self.settings.batch_size,
-                                            visibility_timeout=MESSAGE_LEASE_SECONDS,
-                                            max_messages=self.settings.batch_size)
+        pages = self.queue.receive_messages(
+            messages_per_page=self.settings.batch_size,
+            visibility_timeout=MESSAGE_LEASE_SECONDS,
+            max_messages=self.settings.batch_size,
+        )
         return list(pages)
 
     def drain_once(self) -> int:
@@ -314,16 +344,30 @@ class QueueListener:
     def _process(self, message: QueueMessage) -> None:
         body = _message_body(message.content, self.settings.message_encoding)
         if body is None:
-            log.error("queue %s: message %s is not valid %s; moving it to poison", self.function.queue_name,
-                      message.id, self.settings.message_encoding)
+            log.error(
+                "queue %s: message %s is not valid %s; moving it to poison",
+                self.function.queue_name,
+                message.id,
+                self.settings.message_encoding,
+            )
             self._to_poison(message)
             return
         invocation_id = str(uuid.uuid4())
-        log.info("Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s)",
-                 self.function.name, self.function.queue_name, invocation_id)
-        trigger = func_queue.QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
-                                    expiration_time=message.expires_on, insertion_time=message.inserted_on,
-                                    time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
+        log.info(
+            "Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s)",
+            self.function.name,
+            self.function.queue_name,
+            invocation_id,
+        )
+        trigger = func_queue.QueueMessage(  # type: ignore[no-untyped-call]
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
         started = time.perf_counter()
         try:
             self.function.call(**{self.function.argument: trigger})
@@ -338,14 +382,18 @@ class QueueListener:
         try:
             self.queue.delete_message(message)
         except AzureError as error:
-            log.warning("could not delete message %s (%s); it will be delivered again", message.id,
-                        type(error).__name__)
+            log.warning(
+                "could not delete message %s (%s); it will be delivered again", message.id, type(error).__name__
+            )
 
     def _failed(self, message: QueueMessage) -> None:
         try:
             if (message.dequeue_count or 0) >= self.settings.max_dequeue_count:
-                log.warning("Message has reached MaxDequeueCount of %d. Moving message to queue '%s-poison'.",
-                            self.settings.max_dequeue_count, self.function.queue_name)
+                log.warning(
+                    "Message has reached MaxDequeueCount of %d. Moving message to queue '%s-poison'.",
+                    self.settings.max_dequeue_count,
+                    self.function.queue_name,
+                )
                 self._to_poison(message)
             else:
                 self.queue.update_message(message, visibility_timeout=int(self.settings.visibility_timeout_seconds))
@@ -365,4 +413,3 @@ def _message_body(content: Any, encoding: str) -> bytes | None:
         except (binascii.Error, ValueError):
             return None
     return text.encode("utf-8")
-

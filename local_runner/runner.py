@@ -59,13 +59,16 @@ class LocalRunner:
     def _start_sandbox(self) -> None:
         if self.values.get("GRAPH_BASE_URL"):
             return
-        self.sandbox = GraphSandbox(host=self.host, port=self.sandbox_port or free_port(self.host),
-                                    identity_header=secrets.token_hex(16)).start()
-        self.values.update({
-            "GRAPH_BASE_URL": self.sandbox.graph_base_url,
-            "IDENTITY_ENDPOINT": self.sandbox.identity_endpoint,
-            "IDENTITY_HEADER": self.sandbox.identity_header,
-        })
+        self.sandbox = GraphSandbox(
+            host=self.host, port=self.sandbox_port or free_port(self.host), identity_header=secrets.token_hex(16)
+        ).start()
+        self.values.update(
+            {
+                "GRAPH_BASE_URL": self.sandbox.graph_base_url,
+                "IDENTITY_ENDPOINT": self.sandbox.identity_endpoint,
+                "IDENTITY_HEADER": self.sandbox.identity_header,
+            }
+        )
 
     def stop(self) -> None:
         for listener in self.listeners:

@@ -74,16 +74,24 @@ class Settings:
         return f"{parts.scheme}://{parts.netloc}/.default"
 
     @classmethod
-    def from_environ(
-        cls, environ: Mapping[str, str] | None = None, *, host_json: Path | None = None
-    ) -> Settings:
+    def from_environ(cls, environ: Mapping[str, str] | None = None, *, host_json: Path | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             storage=_storage(env),
-            queue_name=_match(env, "CANCEL_QUEUE_NAME", DEFAULT_QUEUE_NAME, _QUEUE_NAME,
-                              "3-63 lowercase letters, digits and single hyphens"),
-            table_name=_match(env, "STATUS_TABLE_NAME", DEFAULT_TABLE_NAME, _TABLE_NAME,
-                              "3-63 letters and digits, starting with a letter"),
+            queue_name=_match(
+                env,
+                "CANCEL_QUEUE_NAME",
+                DEFAULT_QUEUE_NAME,
+                _QUEUE_NAME,
+                "3-63 lowercase letters, digits and single hyphens",
+            ),
+            table_name=_match(
+                env,
+                "STATUS_TABLE_NAME",
+                DEFAULT_TABLE_NAME,
+                _TABLE_NAME,
+                "3-63 letters and digits, starting with a letter",
+            ),
             graph_base_url=_graph_base_url(env),
             azure_client_id=env.get("AZURE_CLIENT_ID") or None,
             organizers=OrganizerPolicy.parse(env.get("ALLOWED_ORGANIZERS")),

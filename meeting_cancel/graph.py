@@ -99,13 +99,19 @@ class GraphClient:
             try:
                 response = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
             except requests.ConnectTimeout as error:
-                raise GraphTransientError(f"could not connect to Graph: {type(error).__name__}",
-                                          code="graphUnreachable", answer=GraphAnswer(status=None),
-                                          outcome_unknown=False) from None
+                raise GraphTransientError(
+                    f"could not connect to Graph: {type(error).__name__}",
+                    code="graphUnreachable",
+                    answer=GraphAnswer(status=None),
+                    outcome_unknown=False,
+                ) from None
             except requests.RequestException as error:
-                raise GraphTransientError(f"no answer from Graph: {type(error).__name__}",
-                                          code="graphNoAnswer", answer=GraphAnswer(status=None),
-                                          outcome_unknown=True) from None
+                raise GraphTransientError(
+                    f"no answer from Graph: {type(error).__name__}",
+                    code="graphNoAnswer",
+                    answer=GraphAnswer(status=None),
+                    outcome_unknown=True,
+                ) from None
             if response.status_code == 401 and not refreshed:
                 log.warning("Graph rejected the token (401); fetching a new one once", extra=_log_fields(response))
                 continue
@@ -122,8 +128,9 @@ class GraphClient:
             try:
                 return self._credential.get_token(self._scope).token
             except AzureError as error:
-                raise IdentityUnavailable(type(error).__name__ + ": " + str(error).splitlines()[0],
-                                          scope=self._scope) from None
+                raise IdentityUnavailable(
+                    type(error).__name__ + ": " + str(error).splitlines()[0], scope=self._scope
+                ) from None
 
 
 def classify(response: requests.Response) -> GraphTransientError | GraphPermanentError:
@@ -131,14 +138,27 @@ def classify(response: requests.Response) -> GraphTransientError | GraphPermanen
     status = response.status_code
     retry_after = retry_after_seconds(response)
     if status == 429 or (status == 503 and retry_after is not None):
-        return GraphThrottled(f"Graph throttled the request ({status})", code="throttled", answer=answer,
-                              outcome_unknown=status != 429, retry_after=retry_after)
+        return GraphThrottled(
+            f"Graph throttled the request ({status})",
+            code="throttled",
+            answer=answer,
+            outcome_unknown=status != 429,
+            retry_after=retry_after,
+        )
     if status in UNKNOWN_OUTCOME_STATUSES or status >= 500:
-        return GraphTransientError(f"Graph failed with {status}; the cancel may have applied",
-                                   code="graphUnavailable", answer=answer, outcome_unknown=True)
+        return GraphTransientError(
+            f"Graph failed with {status}; the cancel may have applied",
+            code="graphUnavailable",
+            answer=answer,
+            outcome_unknown=True,
+        )
     if status == 401:
-        return GraphPermanentError("Graph rejected the app's token twice: check the managed identity's "
-                                   "Calendars.ReadWrite application permission", code="unauthorized", answer=answer)
+        return GraphPermanentError(
+            "Graph rejected the app's token twice: check the managed identity's "
+            "Calendars.ReadWrite application permission",
+            code="unauthorized",
+            answer=answer,
+        )
     code = PERMANENT_CODES.get((status, answer.code)) or PERMANENT_CODES.get((status, None), "graphRejected")
     return GraphPermanentError(answer.message or f"Graph answered {status}", code=code, answer=answer)
 
@@ -177,5 +197,10 @@ def retry_after_seconds(response: requests.Response) -> float | None:
 
 def _log_fields(response: requests.Response) -> dict[str, Any]:
     answer = graph_answer(response)
-    return {"graph_status": answer.status, "graph_code": answer.code, "graph_request_id": answer.request_id,
-            "graph_client_request_id": answer.client_request_id, "graph_date": answer.date}
+    return {
+        "graph_status": answer.status,
+        "graph_code": answer.code,
+        "graph_request_id": answer.request_id,
+        "graph_client_request_id": answer.client_request_id,
+        "graph_date": answer.date,
+    }

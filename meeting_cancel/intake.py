@@ -41,13 +41,20 @@ class Accepted:
 def submit(service: Service, body: bytes, *, content_type: str | None, idempotency_key: str | None) -> Accepted:
     request = parse_request(body, content_type=content_type)
     if not service.settings.organizers.allows(request.organizer):
-        raise Problem(403, "organizerNotAllowed", "Organizer not allowed",
-                      service.settings.organizers.refusal(request.organizer))
+        raise Problem(
+            403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(request.organizer)
+        )
     body_hash = _fingerprint(request)
     request_id = _request_id(idempotency_key)
-    record = StatusRecord(id=request_id, status=Status.QUEUED, organizer=request.organizer,
-                          event_id=request.eventId, source="http", has_comment=request.comment is not None,
-                          body_hash=body_hash)
+    record = StatusRecord(
+        id=request_id,
+        status=Status.QUEUED,
+        organizer=request.organizer,
+        event_id=request.eventId,
+        source="http",
+        has_comment=request.comment is not None,
+        body_hash=body_hash,
+    )
     try:
         stored = service.store.insert(record)
         if stored is None:
@@ -67,19 +74,31 @@ def submit(service: Service, body: bytes, *, content_type: str | None, idempoten
 
 def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
     if len(body) > MAX_BODY_BYTES:
-        raise Problem(413, "bodyTooLarge", "Body too large",
-                      f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted. Shorten the comment.")
+        raise Problem(
+            413,
+            "bodyTooLarge",
+            "Body too large",
+            f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted. Shorten the comment.",
+        )
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
     if not _JSON_TYPE.match(media_type):
-        raise Problem(415, "unsupportedMediaType", "Unsupported media type",
-                      f"The body was sent as {media_type!r}; send JSON with 'Content-Type: application/json'.")
+        raise Problem(
+            415,
+            "unsupportedMediaType",
+            "Unsupported media type",
+            f"The body was sent as {media_type!r}; send JSON with 'Content-Type: application/json'.",
+        )
     try:
         document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise Problem(400, "malformedJson", "Malformed JSON", "The body is not UTF-8 text.") from None
     except json.JSONDecodeError as error:
-        raise Problem(400, "malformedJson", "Malformed JSON",
-                      f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.") from None
+        raise Problem(
+            400,
+            "malformedJson",
+            "Malformed JSON",
+            f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
+        ) from None
     try:
         return CancelRequest.model_validate(document)
     except ValidationError as error:
@@ -89,8 +108,12 @@ def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
 
 def find(service: Service, request_id: str) -> StatusRecord:
     if not TRACKING_ID.match(request_id):
-        raise Problem(400, "invalidId", "Invalid tracking id",
-                      "A tracking id has 1 to 128 letters, digits, '.', '_', ':' and '-'.")
+        raise Problem(
+            400,
+            "invalidId",
+            "Invalid tracking id",
+            "A tracking id has 1 to 128 letters, digits, '.', '_', ':' and '-'.",
+        )
     try:
         record = service.store.get(request_id)
     except StorageUnavailable as error:
@@ -119,8 +142,12 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
     if record.error_code and (record.status == Status.FAILED or record.status == Status.RETRYING):
         error: dict[str, Any] = {"code": record.error_code, "message": record.error_message or ""}
         if record.graph_status is not None:
-            error["graph"] = {"status": record.graph_status, "code": record.graph_code,
-                              "request-id": record.graph_request_id, "date": record.graph_date}
+            error["graph"] = {
+                "status": record.graph_status,
+                "code": record.graph_code,
+                "request-id": record.graph_request_id,
+                "date": record.graph_date,
+            }
         view["error" if record.status == Status.FAILED else "lastError"] = error
     return view
 
@@ -137,9 +164,12 @@ def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
     if existing is None:
         raise StorageUnavailable("the request vanished while being replayed", operation="idempotent replay")
     if existing.body_hash != body_hash:
-        raise Problem(422, "idempotencyKeyReused", "Idempotency key reused",
-                      "This Idempotency-Key was already used with a different body; "
-                      "use a new key for a different request.")
+        raise Problem(
+            422,
+            "idempotencyKeyReused",
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different body; use a new key for a different request.",
+        )
     log.info("idempotent replay", extra={"request_id": request_id})
     return Accepted(existing, replayed=True)
 
@@ -148,8 +178,12 @@ def _request_id(idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return str(uuid.uuid4())
     if not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise Problem(400, "invalidIdempotencyKey", "Invalid Idempotency-Key",
-                      "The Idempotency-Key header takes 1 to 255 visible ASCII characters, such as a UUID.")
+        raise Problem(
+            400,
+            "invalidIdempotencyKey",
+            "Invalid Idempotency-Key",
+            "The Idempotency-Key header takes 1 to 255 visible ASCII characters, such as a UUID.",
+        )
     return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
 
 

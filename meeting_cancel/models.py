@@ -86,10 +86,8 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    organizer: Annotated[str, Field(min_length=3, max_length=MAX_ORGANIZER_LENGTH,
-                                    description=FIELD_HELP["organizer"])]
-    eventId: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH,
-                                  description=FIELD_HELP["eventId"])]
+    organizer: Annotated[str, Field(min_length=3, max_length=MAX_ORGANIZER_LENGTH, description=FIELD_HELP["organizer"])]
+    eventId: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH, description=FIELD_HELP["eventId"])]
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
     @model_validator(mode="before")
@@ -102,8 +100,11 @@ class CancelRequest(BaseModel):
         for key, value in data.items():
             name = canonical.get(key.lower(), key) if isinstance(key, str) else key
             if name in folded:
-                raise PydanticCustomError("duplicate_field", "the field {name} is given twice (names are case-insensitive)",
-                                          {"name": repr(name)})
+                raise PydanticCustomError(
+                    "duplicate_field",
+                    "the field {name} is given twice (names are case-insensitive)",
+                    {"name": repr(name)},
+                )
             folded[name] = value
         return folded
 

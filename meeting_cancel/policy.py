@@ -16,6 +16,7 @@ SETTING = "ALLOWED_ORGANIZERS"
 _DOMAIN = re.compile(r"^@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+
 @dataclass(frozen=True)
 class OrganizerPolicy:
     allow_all: bool = False
@@ -60,6 +61,8 @@ class OrganizerPolicy:
     def refusal(self, organizer: str) -> str:
         """A sentence telling an operator how to allow the organizer."""
         if not self.configured:
-            return (f"No organizer is allowed yet: set {SETTING} to the domains (@contoso.com), "
-                    "addresses or object ids whose meetings this service may cancel, or '*'.")
+            return (
+                f"No organizer is allowed yet: set {SETTING} to the domains (@contoso.com), "
+                "addresses or object ids whose meetings this service may cancel, or '*'."
+            )
         return f"The organizer {organizer!r} is not covered by the {SETTING} setting."

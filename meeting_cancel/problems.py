@@ -41,6 +41,10 @@ class Problem(Exception):
 
 
 def storage_unavailable(retry_after: int = 10) -> Problem:
-    return Problem(503, "storageUnavailable", "Storage unavailable",
-                   "The service could not reach its storage; nothing was queued. Try again later.",
-                   retry_after=retry_after)
+    return Problem(
+        503,
+        "storageUnavailable",
+        "Storage unavailable",
+        "The service could not reach its storage; nothing was queued. Try again later.",
+        retry_after=retry_after,
+    )

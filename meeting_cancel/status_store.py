@@ -86,8 +86,14 @@ class StatusRecord:
         known = {f.name for f in fields(cls)}
         values = {name: value for name, value in entity.items() if name in known}
         values["status"] = Status(values["status"])
-        for name in ("created_at", "updated_at", "in_flight_until", "throttled_since", "next_attempt_at",
-                     "delayed_copy_due"):
+        for name in (
+            "created_at",
+            "updated_at",
+            "in_flight_until",
+            "throttled_since",
+            "next_attempt_at",
+            "delayed_copy_due",
+        ):
             if isinstance(values.get(name), datetime):
                 values[name] = values[name].astimezone(UTC)
         etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None

@@ -20,7 +20,7 @@ _TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
 def queue_client(storage: StorageSettings, queue_name: str) -> QueueClient:
     options: dict[str, Any] = {
         **_TIMEOUTS,
-        "retry_policy": LinearRetry(backoff=0.3, random_jitter_range=0.2, retry_total=2),
+        "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
     }
     if storage.connection_string:
         return QueueClient.from_connection_string(storage.connection_string, queue_name, **options)

@@ -52,7 +52,7 @@ class WorkQueue:
                 raise StorageUnavailable(str(error), operation="create queue") from error
 
     def send(self, text: str, *, delay_seconds: float = 0) -> None:
-        delay = max(0, min(int(round(delay_seconds)), MAX_VISIBILITY_DELAY_SECONDS))
+        delay = max(0, min(round(delay_seconds), MAX_VISIBILITY_DELAY_SECONDS))
         try:
             self._queue.send_message(text, visibility_timeout=delay or None)
         except AzureError as error:

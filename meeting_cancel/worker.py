@@ -73,8 +73,9 @@ def process(service: Service, delivery: Delivery) -> Outcome:
 def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str] | Outcome:
     text = decode_message(delivery.body)
     if text is None:
-        return _poison(service, delivery, None, "unreadableMessage",
-                       "the message is neither JSON text nor base64-encoded JSON")
+        return _poison(
+            service, delivery, None, "unreadableMessage", "the message is neither JSON text nor base64-encoded JSON"
+        )
     try:
         document: Any = json.loads(text)
     except json.JSONDecodeError as error:
@@ -92,8 +93,14 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
 def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: str) -> StatusRecord:
     record = service.store.get(request_id)
     if record is None:
-        fresh = StatusRecord(id=request_id, status=Status.QUEUED, organizer=request.organizer,
-                             event_id=request.eventId, source="queue", has_comment=request.comment is not None)
+        fresh = StatusRecord(
+            id=request_id,
+            status=Status.QUEUED,
+            organizer=request.organizer,
+            event_id=request.eventId,
+            source="queue",
+            has_comment=request.comment is not None,
+        )
         record = service.store.insert(fresh) or service.store.get(request_id)
         if record is None:
             raise RetryLater(f"status record {request_id} could not be created")
@@ -102,14 +109,24 @@ def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: 
 
 def _poison(service: Service, delivery: Delivery, request_id: str | None, code: str, reason: str) -> Outcome:
     """Moves the message aside now: retrying cannot make an unreadable message readable."""
-    log.error("message moved to poison: %s", reason,
-              extra={"message_id": delivery.message_id, "request_id": request_id, "code": code})
+    log.error(
+        "message moved to poison: %s",
+        reason,
+        extra={"message_id": delivery.message_id, "request_id": request_id, "code": code},
+    )
     service.queue.send_to_poison(delivery.body.decode("utf-8", errors="replace"))
     if request_id is not None:
         existing = service.store.get(request_id)
         if existing is None:
-            failed = StatusRecord(id=request_id, status=Status.FAILED, organizer="", event_id="", source="queue",
-                                  error_code=code, error_message=reason)
+            failed = StatusRecord(
+                id=request_id,
+                status=Status.FAILED,
+                organizer="",
+                event_id="",
+                source="queue",
+                error_code=code,
+                error_message=reason,
+            )
             service.store.insert(failed)
         elif not existing.status.final and existing.source == "queue":
             _write_final(service, existing, Status.FAILED, error_code=code, error_message=reason)
@@ -117,35 +134,52 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, code: 
 
 
 class _Attempt:
-    def __init__(self, service: Service, delivery: Delivery, request: QueuedCancelRequest,
-                 record: StatusRecord) -> None:
+    def __init__(
+        self, service: Service, delivery: Delivery, request: QueuedCancelRequest, record: StatusRecord
+    ) -> None:
         self.service = service
         self.delivery = delivery
         self.request = request
         self.record = record
         self.cancel_sent = False
-        self.context = {"request_id": record.id, "message_id": delivery.message_id,
-                        "dequeue_count": delivery.dequeue_count}
+        self.context = {
+            "request_id": record.id,
+            "message_id": delivery.message_id,
+            "dequeue_count": delivery.dequeue_count,
+        }
 
     def run(self) -> Outcome:
         record = self.record
         if (record.organizer, record.event_id) != (self.request.organizer, self.request.eventId):
-            return _poison(self.service, self.delivery, None, "idConflict",
-                           f"the tracking id {record.id!r} already belongs to another meeting")
+            return _poison(
+                self.service,
+                self.delivery,
+                None,
+                "idConflict",
+                f"the tracking id {record.id!r} already belongs to another meeting",
+            )
         if record.status.final:
             log.info("duplicate delivery of a finished request; completing it", extra=self.context)
             return Outcome.DUPLICATE
         now = utcnow()
         if record.in_flight_until and record.in_flight_until > now:
-            return self._requeue((record.in_flight_until - now).total_seconds() + BUSY_RETRY_SECONDS,
-                                 reason="another delivery is calling Graph for this request")
-        if record.status == Status.RETRYING and record.delayed_copy_due and \
-                record.delayed_copy_due - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
+            return self._requeue(
+                (record.in_flight_until - now).total_seconds() + BUSY_RETRY_SECONDS,
+                reason="another delivery is calling Graph for this request",
+            )
+        if (
+            record.status == Status.RETRYING
+            and record.delayed_copy_due
+            and record.delayed_copy_due - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS)
+        ):
             log.info("early copy of a request waiting for its retry; completing it", extra=self.context)
             return Outcome.DUPLICATE
         if not self.service.settings.organizers.allows(record.organizer):
-            return self._finish(Status.FAILED, error_code="organizerNotAllowed",
-                                error_message=self.service.settings.organizers.refusal(record.organizer))
+            return self._finish(
+                Status.FAILED,
+                error_code="organizerNotAllowed",
+                error_message=self.service.settings.organizers.refusal(record.organizer),
+            )
         try:
             return self._cancel_once()
         except GraphThrottled as throttled:
@@ -164,8 +198,10 @@ class _Attempt:
         if self.record.outcome_unknown or self.record.in_flight_until:
             log.warning("an earlier attempt has an unknown outcome; reading the event first", extra=self.context)
             if not graph.event_exists(organizer, event_id, request_id=self.record.id):
-                return self._finish(Status.CANCELLED, resolution="verified: the event was gone after an "
-                                                                 "earlier attempt with an unknown outcome")
+                return self._finish(
+                    Status.CANCELLED,
+                    resolution="verified: the event was gone after an earlier attempt with an unknown outcome",
+                )
             self._save(self.record.evolve(outcome_unknown=False, in_flight_until=None))
         with self.service.limiter.slot(organizer) as wait:
             if wait:
@@ -173,9 +209,14 @@ class _Attempt:
             graph.prepare_token()
             lease = self.service.settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
             try:
-                self._save(self.record.evolve(status=Status.PROCESSING, attempts=self.record.attempts + 1,
-                                              outcome_unknown=True,
-                                              in_flight_until=utcnow() + timedelta(seconds=lease)))
+                self._save(
+                    self.record.evolve(
+                        status=Status.PROCESSING,
+                        attempts=self.record.attempts + 1,
+                        outcome_unknown=True,
+                        in_flight_until=utcnow() + timedelta(seconds=lease),
+                    )
+                )
             except ConcurrentUpdate:
                 return self._requeue(BUSY_RETRY_SECONDS, reason="the request changed while being claimed")
             self.cancel_sent = True
@@ -183,8 +224,9 @@ class _Attempt:
                 graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
             except GraphPermanentError as error:
                 if error.code == "eventNotFound" and self.record.attempts > 1:
-                    return self._finish(Status.CANCELLED, resolution="verified: the event was gone after "
-                                                                     "an earlier attempt")
+                    return self._finish(
+                        Status.CANCELLED, resolution="verified: the event was gone after an earlier attempt"
+                    )
                 raise
             self.service.limiter.record_success(organizer)
         return self._finish(Status.CANCELLED, resolution="cancelled by Graph")
@@ -206,11 +248,21 @@ class _Attempt:
         since = record.throttled_since or utcnow()
         waited = (utcnow() - since).total_seconds()
         if waited + delay > self.service.settings.throttle_max_wait_seconds:
-            return self._finish(Status.FAILED, error=throttled, error_code="throttled",
-                                error_message=f"Graph kept throttling the request for {waited:.0f} s; gave up")
-        self._save(record.evolve(throttled_since=since, throttle_count=count,
-                                 outcome_unknown=self._outcome_unknown_after(throttled), in_flight_until=None,
-                                 **_graph_fields(throttled)))
+            return self._finish(
+                Status.FAILED,
+                error=throttled,
+                error_code="throttled",
+                error_message=f"Graph kept throttling the request for {waited:.0f} s; gave up",
+            )
+        self._save(
+            record.evolve(
+                throttled_since=since,
+                throttle_count=count,
+                outcome_unknown=self._outcome_unknown_after(throttled),
+                in_flight_until=None,
+                **_graph_fields(throttled),
+            )
+        )
         return self._schedule(delay, reason=f"throttled by Graph ({throttled.answer.status})")
 
     def _transient(self, code: str, message: str, *, error: GraphTransientError | None = None) -> Outcome:
@@ -218,14 +270,23 @@ class _Attempt:
         unknown = self._outcome_unknown_after(error)
         if self.delivery.dequeue_count >= self.service.settings.queue_host.max_dequeue_count:
             gave_up = f"{message} (gave up after {self.delivery.dequeue_count} deliveries)"
-            self._finish(Status.FAILED, **{**fields, "error_message": gave_up},
-                         resolution="the last attempt's outcome is unknown: the cancel may have been sent"
-                         if unknown else None)
+            self._finish(
+                Status.FAILED,
+                **{**fields, "error_message": gave_up},
+                resolution="the last attempt's outcome is unknown: the cancel may have been sent" if unknown else None,
+            )
             raise RetryLater(message)
         retry_in = self.service.settings.queue_host.visibility_timeout_seconds
-        self._save(self.record.evolve(status=Status.RETRYING, outcome_unknown=unknown, in_flight_until=None,
-                                      next_attempt_at=utcnow() + timedelta(seconds=retry_in),
-                                      delayed_copy_due=None, **fields))
+        self._save(
+            self.record.evolve(
+                status=Status.RETRYING,
+                outcome_unknown=unknown,
+                in_flight_until=None,
+                next_attempt_at=utcnow() + timedelta(seconds=retry_in),
+                delayed_copy_due=None,
+                **fields,
+            )
+        )
         log.warning("transient failure (%s); the host will deliver the message again", code, extra=self.context)
         raise RetryLater(message)
 
@@ -234,8 +295,9 @@ class _Attempt:
         delay = delay + random.uniform(0.0, min(5.0, 0.2 * delay) + 0.5)
         self._send_copy(delay)
         due = utcnow() + timedelta(seconds=delay)
-        self._save(self.record.evolve(status=Status.RETRYING, in_flight_until=None, next_attempt_at=due,
-                                      delayed_copy_due=due))
+        self._save(
+            self.record.evolve(status=Status.RETRYING, in_flight_until=None, next_attempt_at=due, delayed_copy_due=due)
+        )
         log.info("request put back for %.1f s: %s", delay, reason, extra=self.context)
         return Outcome.REQUEUED
 
@@ -252,8 +314,13 @@ class _Attempt:
         fields = {**(_graph_fields(error) if error else {}), **changes}
         self.record = _write_final(self.service, self.record, status, **fields)
         level = logging.INFO if status == Status.CANCELLED else logging.WARNING
-        log.log(level, "request %s: %s", status, fields.get("error_code") or fields.get("resolution", ""),
-                extra={**self.context, "graph_request_id": fields.get("graph_request_id")})
+        log.log(
+            level,
+            "request %s: %s",
+            status,
+            fields.get("error_code") or fields.get("resolution", ""),
+            extra={**self.context, "graph_request_id": fields.get("graph_request_id")},
+        )
         return Outcome.CANCELLED if status == Status.CANCELLED else Outcome.FAILED
 
     def _save(self, record: StatusRecord) -> None:
@@ -264,8 +331,16 @@ def _write_final(service: Service, record: StatusRecord, status: Status, **field
     """Records a final status; a concurrent writer that already finished the request wins."""
     for _ in range(3):
         try:
-            return service.store.replace(record.evolve(status=status, in_flight_until=None, outcome_unknown=False,
-                                                       next_attempt_at=None, delayed_copy_due=None, **fields))
+            return service.store.replace(
+                record.evolve(
+                    status=status,
+                    in_flight_until=None,
+                    outcome_unknown=False,
+                    next_attempt_at=None,
+                    delayed_copy_due=None,
+                    **fields,
+                )
+            )
         except ConcurrentUpdate:
             latest = service.store.get(record.id)
             if latest is None or latest.status.final:
@@ -276,5 +351,11 @@ def _write_final(service: Service, record: StatusRecord, status: Status, **field
 
 def _graph_fields(error: GraphError) -> dict[str, Any]:
     answer = error.answer
-    return {"error_code": error.code, "error_message": error.reason, "graph_status": answer.status,
-            "graph_code": answer.code, "graph_request_id": answer.request_id, "graph_date": answer.date}
+    return {
+        "error_code": error.code,
+        "error_message": error.reason,
+        "graph_status": answer.status,
+        "graph_code": answer.code,
+        "graph_request_id": answer.request_id,
+        "graph_date": answer.date,
+    }

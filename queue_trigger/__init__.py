@@ -12,7 +12,7 @@ import azure.functions as func
 
 from meeting_cancel import service, worker
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 

@@ -18,9 +18,14 @@ from local_runner.host import FunctionIndex, HttpHost, QueueListener
 from meeting_cancel.config import QueueHostSettings, StorageSettings
 
 # The host's semantics with the waits shortened, so retries happen within a test.
-FAST_QUEUE_HOST = QueueHostSettings(max_dequeue_count=5, batch_size=4, new_batch_threshold=2,
-                                    max_polling_interval_seconds=0.2, visibility_timeout_seconds=0,
-                                    message_encoding="none")
+FAST_QUEUE_HOST = QueueHostSettings(
+    max_dequeue_count=5,
+    batch_size=4,
+    new_batch_threshold=2,
+    max_polling_interval_seconds=0.2,
+    visibility_timeout_seconds=0,
+    message_encoding="none",
+)
 
 
 class Response:
@@ -44,18 +49,19 @@ class AppUnderTest:
         storage = StorageSettings(connection_string=settings["AzureWebJobsStorage"])
         self.listener = QueueListener(self.index.queues[0], storage, FAST_QUEUE_HOST)
         self.listener.start_queues()
-        self.queue = QueueClient.from_connection_string(settings["AzureWebJobsStorage"],
-                                                        settings["CANCEL_QUEUE_NAME"])
-        self.poison = QueueClient.from_connection_string(settings["AzureWebJobsStorage"],
-                                                         settings["CANCEL_QUEUE_NAME"] + "-poison")
+        self.queue = QueueClient.from_connection_string(settings["AzureWebJobsStorage"], settings["CANCEL_QUEUE_NAME"])
+        self.poison = QueueClient.from_connection_string(
+            settings["AzureWebJobsStorage"], settings["CANCEL_QUEUE_NAME"] + "-poison"
+        )
 
     def close(self) -> None:
         self.http.stop()
         self.listener.stop()
 
     # ----- HTTP functions, through the local host's routing and real HttpRequest objects
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                raw: bytes | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> Response:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         return Response(self.http.handle(method, path, all_headers, data))
@@ -84,9 +90,11 @@ class AppUnderTest:
     def put_message(self, document: Any, *, base64_encoded: bool = False) -> None:
         text = document if isinstance(document, str) else json.dumps(document)
         if base64_encoded:
-            client = QueueClient.from_connection_string(self.settings["AzureWebJobsStorage"],
-                                                        self.settings["CANCEL_QUEUE_NAME"],
-                                                        message_encode_policy=TextBase64EncodePolicy())
+            client = QueueClient.from_connection_string(
+                self.settings["AzureWebJobsStorage"],
+                self.settings["CANCEL_QUEUE_NAME"],
+                message_encode_policy=TextBase64EncodePolicy(),
+            )
             client.send_message(text)
         else:
             self.queue.send_message(text)

@@ -11,7 +11,8 @@ from .support import AppUnderTest, b64
 
 
 def test_request_through_http_and_queue_functions_is_cancelled_with_one_graph_call(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     response = app.post({"organizer": ORGANIZER, "eventId": meeting, "comment": "The room is closed."})
 
     assert response.status == 202
@@ -36,8 +37,7 @@ def test_request_through_http_and_queue_functions_is_cancelled_with_one_graph_ca
 
 
 def test_location_never_carries_the_function_key(app: AppUnderTest, meeting: str) -> None:
-    response = app.request("POST", "/api/cancellations?code=secret-key",
-                           {"organizer": ORGANIZER, "eventId": meeting})
+    response = app.request("POST", "/api/cancellations?code=secret-key", {"organizer": ORGANIZER, "eventId": meeting})
     assert response.status == 202
     assert "code=" not in response.headers["location"]
     assert "secret-key" not in response.headers["location"]
@@ -56,7 +56,8 @@ def test_health_is_ok(app: AppUnderTest) -> None:
 
 
 def test_graph_call_carries_tracking_id_user_agent_and_encoded_segments(
-        app: AppUnderTest, sandbox: GraphSandbox) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox
+) -> None:
     event_id = sandbox.create_event("a+b@contoso.com", "Plus sign", [ATTENDEE])
     status = app.submit_and_process({"organizer": "a+b@contoso.com", "eventId": event_id})
 
@@ -69,7 +70,8 @@ def test_graph_call_carries_tracking_id_user_agent_and_encoded_segments(
 
 
 def test_without_comment_graph_gets_an_empty_object_never_an_empty_comment(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     status = app.submit_and_process({"organizer": ORGANIZER, "eventId": meeting})
 
     assert status["status"] == "cancelled"
@@ -89,9 +91,12 @@ def test_one_token_request_serves_many_messages(app: AppUnderTest, sandbox: Grap
 
 @pytest.mark.parametrize("base64_encoded", [False, True], ids=["plain", "base64"])
 def test_queue_messages_in_plain_text_and_base64_are_processed(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str, base64_encoded: bool) -> None:
-    app.put_message({"id": "workflow-42", "organizer": ORGANIZER, "eventId": meeting, "comment": "Moved."},
-                    base64_encoded=base64_encoded)
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str, base64_encoded: bool
+) -> None:
+    app.put_message(
+        {"id": "workflow-42", "organizer": ORGANIZER, "eventId": meeting, "comment": "Moved."},
+        base64_encoded=base64_encoded,
+    )
     app.drain()
 
     status = app.status("workflow-42")
@@ -100,7 +105,8 @@ def test_queue_messages_in_plain_text_and_base64_are_processed(
 
 
 def test_queue_message_without_id_is_tracked_by_its_message_id(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     app.put_message({"organizer": ORGANIZER, "eventId": meeting})
     [message] = app.queue.peek_messages()
     app.drain()
@@ -110,7 +116,8 @@ def test_queue_message_without_id_is_tracked_by_its_message_id(
 
 @pytest.mark.parametrize("text", ["not json at all", b64("{broken"), "[1, 2]", '{"organizer": 5}'])
 def test_unreadable_or_invalid_message_goes_to_poison_at_once(
-        app: AppUnderTest, sandbox: GraphSandbox, text: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, text: str
+) -> None:
     app.put_message(text)
     app.drain()
 
@@ -131,7 +138,8 @@ def test_invalid_message_with_an_id_records_why_it_failed(app: AppUnderTest, san
 
 
 def test_duplicate_delivery_of_a_finished_request_calls_graph_once(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     message = {"id": "dup-1", "organizer": ORGANIZER, "eventId": meeting}
     app.put_message(message)
     app.drain()
@@ -144,7 +152,8 @@ def test_duplicate_delivery_of_a_finished_request_calls_graph_once(
 
 
 def test_id_reused_for_another_meeting_is_poisoned_without_touching_the_first(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     other = sandbox.create_event(ORGANIZER, "Other", [ATTENDEE])
     app.put_message({"id": "same", "organizer": ORGANIZER, "eventId": meeting})
     app.drain()
@@ -157,7 +166,8 @@ def test_id_reused_for_another_meeting_is_poisoned_without_touching_the_first(
 
 
 def test_attendee_copy_fails_with_the_organizer_error_after_one_call(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
     attendee_copy = next(e["id"] for e in sandbox.state.events[ATTENDEE].values())
     status = app.submit_and_process({"organizer": ATTENDEE, "eventId": attendee_copy})
 
@@ -171,8 +181,7 @@ def test_attendee_copy_fails_with_the_organizer_error_after_one_call(
     assert sandbox.state.outbox == []
 
 
-def test_status_transitions_are_visible_while_pending(
-        app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
+def test_status_transitions_are_visible_while_pending(app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
     sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError"))
     response = app.post({"organizer": ORGANIZER, "eventId": meeting})
     assert app.status(response.body["id"]).body["status"] == "queued"
