@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from .graph_sandbox import rest_id
@@ -25,6 +26,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     runner = LocalRunner(port=int(os.environ.get("PORT", "7071")))
+    if os.environ.get("LOCAL_DATA_DIR"):
+        runner.data_dir = Path(os.environ["LOCAL_DATA_DIR"])
     runner.start()
     try:
         print(banner(runner), flush=True)
