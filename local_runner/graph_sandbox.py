@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +47,8 @@ class Fault:
 
     Actions: ``status`` (answer with that status, Graph error ``code`` and optional
     ``retry_after``), ``reset_after_apply`` (do the work, then drop the connection) and
-    ``slow_after_apply`` (do the work, then answer after ``delay`` seconds).
+    ``slow_after_apply`` (do the work, then answer after ``delay`` seconds) and ``hook_after_apply``
+    (do the work, then run ``hook``, for a test to break something at exactly that moment).
     """
 
     action: str
@@ -57,6 +59,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     mailbox: str | None = None
+    hook: Callable[[], None] | None = None
 
 
 @dataclass
@@ -426,6 +429,8 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             raise _Reset()
         if fault and fault.action == "slow_after_apply":
             time.sleep(fault.delay)
+        if fault and fault.action == "hook_after_apply" and fault.hook is not None:
+            fault.hook()
         if status >= 400:
             self._error(status, payload["code"], payload["message"])
         else:

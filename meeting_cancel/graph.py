@@ -128,6 +128,9 @@ class GraphClient:
             try:
                 return self._credential.get_token(self._scope).token
             except AzureError as error:
+                # A credential that failed once may keep reporting itself unavailable; start afresh
+                # so the next delivery asks the endpoint again.
+                self._credential = self._credential_factory()
                 raise IdentityUnavailable(
                     type(error).__name__ + ": " + str(error).splitlines()[0], scope=self._scope
                 ) from None

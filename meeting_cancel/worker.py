@@ -35,7 +35,7 @@ from .status_store import ConcurrentUpdate, Status, StatusRecord, utcnow
 from .work_queue import decode_message
 
 log = logging.getLogger(__name__)
-LEASE_MARGIN_SECONDS = 15.0
+LEASE_MARGIN_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 5.0
 EARLY_TOLERANCE_SECONDS = 2.0
 BACKOFF_BASE_SECONDS = 2.0

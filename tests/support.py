@@ -4,8 +4,11 @@ real ``azure.functions`` requests and queue messages, Azurite, and the Graph san
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
+import threading
 import time
 from typing import Any
 
@@ -73,19 +76,18 @@ class AppUnderTest:
         return self.request("GET", f"/api/cancellations/{request_id}")
 
     # ----- the queue function, through the local host's listener
-    def drain(self, *, rounds: int = 50, wait_for_delayed: float = 0.0) -> int:
+    def drain(self, *, wait_for_delayed: float = 0.0) -> int:
         """Delivers queued messages until none is visible (waiting up to ``wait_for_delayed``
         seconds for delayed copies to become visible); returns how many were handled."""
         handled = 0
         deadline = time.monotonic() + wait_for_delayed
-        for _ in range(rounds):
+        while True:
             count = self.listener.drain_once()
             handled += count
             if count == 0:
-                if time.monotonic() >= deadline:
-                    break
+                if time.monotonic() >= deadline or self.queue.get_queue_properties().approximate_message_count == 0:
+                    return handled
                 time.sleep(0.2)
-        return handled
 
     def put_message(self, document: Any, *, base64_encoded: bool = False) -> None:
         text = document if isinstance(document, str) else json.dumps(document)
@@ -114,3 +116,62 @@ class AppUnderTest:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+class CuttableProxy:
+    """A loopback TCP forwarder whose link can be cut and restored, to fail one service mid-run."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._cut = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: Any, sink: Any) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()

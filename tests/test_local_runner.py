@@ -49,8 +49,14 @@ def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Pat
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("GRAPH_BASE_URL", "IDENTITY_ENDPOINT")}
     env.update({"PORT": str(port), "LOCAL_DATA_DIR": str(tmp_path / "local"), "PYTHONUNBUFFERED": "1"})
-    process = subprocess.Popen([sys.executable, "-m", "local_runner"], cwd=project_root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_runner"],
+        cwd=project_root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = read_banner(process)
         curl = re.search(r"-d '(\{.*\})'", banner)
@@ -89,13 +95,31 @@ def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Pat
 def runner(azurite: Azurite, tmp_path: Path) -> Iterator[LocalRunner]:
     """The runner in this process with the real app, a seeded sandbox, and short host waits."""
     host_json = tmp_path / "host.json"
-    host_json.write_text(json.dumps({"version": "2.0", "extensions": {"queues": {
-        "messageEncoding": "none", "maxPollingInterval": "00:00:00.500", "visibilityTimeout": "00:00:00",
-        "batchSize": 4, "newBatchThreshold": 2, "maxDequeueCount": 5}}}))
+    host_json.write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "extensions": {
+                    "queues": {
+                        "messageEncoding": "none",
+                        "maxPollingInterval": "00:00:00.500",
+                        "visibilityTimeout": "00:00:00",
+                        "batchSize": 4,
+                        "newBatchThreshold": 2,
+                        "maxDequeueCount": 5,
+                    }
+                },
+            }
+        )
+    )
     suffix = os.urandom(4).hex()
-    values = {"AzureWebJobsStorage": azurite.connection_string, "CANCEL_QUEUE_NAME": f"run-{suffix}",
-              "STATUS_TABLE_NAME": f"run{suffix}", "ALLOWED_ORGANIZERS": "@contoso.com",
-              "GRAPH_TIMEOUT_SECONDS": "2"}
+    values = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "CANCEL_QUEUE_NAME": f"run-{suffix}",
+        "STATUS_TABLE_NAME": f"run{suffix}",
+        "ALLOWED_ORGANIZERS": "@contoso.com",
+        "GRAPH_TIMEOUT_SECONDS": "2",
+    }
     local = LocalRunner(port=0, host_json=host_json, values=values, data_dir=tmp_path).start()
     yield local
     local.stop()
@@ -114,8 +138,16 @@ def wait_for_status(runner: LocalRunner, request_id: str, timeout: float = 30) -
 def test_plain_text_message_put_on_the_queue_is_processed(runner: LocalRunner) -> None:
     assert runner.sandbox is not None
     queue = QueueClient.from_connection_string(runner.values["AzureWebJobsStorage"], runner.values["CANCEL_QUEUE_NAME"])
-    queue.send_message(json.dumps({"id": "flow-1", "organizer": "adele.vance@contoso.com",
-                                   "eventId": rest_id("demo/weekly"), "comment": "Series ends."}))
+    queue.send_message(
+        json.dumps(
+            {
+                "id": "flow-1",
+                "organizer": "adele.vance@contoso.com",
+                "eventId": rest_id("demo/weekly"),
+                "comment": "Series ends.",
+            }
+        )
+    )
 
     assert wait_for_status(runner, "flow-1")["status"] == "cancelled"
     assert runner.sandbox.successful_cancels(rest_id("demo/weekly")) == 1
@@ -123,12 +155,15 @@ def test_plain_text_message_put_on_the_queue_is_processed(runner: LocalRunner) -
 
 def test_a_message_that_always_fails_reaches_poison_after_max_dequeue_count(runner: LocalRunner) -> None:
     assert runner.sandbox is not None
-    runner.sandbox.add_fault(Fault(action="status", status=503, code="ServiceUnavailable", times=100,
-                                   operation="any"))
-    queue = QueueClient.from_connection_string(runner.values["AzureWebJobsStorage"],
-                                               runner.values["CANCEL_QUEUE_NAME"] + "-poison")
-    requests.post(f"{runner.http.base_url}/api/cancellations", timeout=10,  # type: ignore[union-attr]
-                  json={"organizer": "adele.vance@contoso.com", "eventId": rest_id("demo/planning")})
+    runner.sandbox.add_fault(Fault(action="status", status=503, code="ServiceUnavailable", times=100, operation="any"))
+    queue = QueueClient.from_connection_string(
+        runner.values["AzureWebJobsStorage"], runner.values["CANCEL_QUEUE_NAME"] + "-poison"
+    )
+    requests.post(
+        f"{runner.http.base_url}/api/cancellations",
+        timeout=10,  # type: ignore[union-attr]
+        json={"organizer": "adele.vance@contoso.com", "eventId": rest_id("demo/planning")},
+    )
 
     deadline = time.monotonic() + 30
     while not queue.peek_messages() and time.monotonic() < deadline:
@@ -141,10 +176,14 @@ def test_a_message_that_always_fails_reaches_poison_after_max_dequeue_count(runn
 
 
 def test_attendee_copy_fails_with_the_organizer_error(runner: LocalRunner) -> None:
-    assert runner.sandbox is not None and runner.http is not None
+    assert runner.sandbox is not None
+    assert runner.http is not None
     attendee_copy = next(iter(runner.sandbox.state.events["alex.wilber@contoso.com"]))
-    reply = requests.post(f"{runner.http.base_url}/api/cancellations", timeout=10,
-                          json={"organizer": "alex.wilber@contoso.com", "eventId": attendee_copy})
+    reply = requests.post(
+        f"{runner.http.base_url}/api/cancellations",
+        timeout=10,
+        json={"organizer": "alex.wilber@contoso.com", "eventId": attendee_copy},
+    )
     status = wait_for_status(runner, reply.json()["id"])
 
     assert status["status"] == "failed"
