@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from meeting_cancel import intake, service
+from meeting_cancel import callers, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
 from meeting_cancel.status_store import Status
@@ -20,9 +20,11 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.route(route="cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     try:
+        app = service.current()
         accepted = intake.submit(
-            service.current(),
+            app,
             req.get_body(),
+            caller=callers.identify(req.headers, app.settings),
             content_type=req.headers.get("Content-Type"),
             idempotency_key=req.headers.get("Idempotency-Key"),
         )
@@ -42,7 +44,8 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     request_id = req.route_params.get("id", "")
     try:
-        record = intake.find(service.current(), request_id)
+        app = service.current()
+        record = intake.find(app, request_id, caller=callers.identify(req.headers, app.settings))
     except Problem as problem:
         return problem_response(problem)
     except StorageUnavailable:

@@ -489,7 +489,7 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                     event_id = self.sandbox.create_event(mailbox.upn, document.get("subject", ""), attendees)
                     return 201, events[event_id]
             event_id = segments[3]
-            if not _REST_ID.match(event_id):
+            if not _REST_ID.fullmatch(event_id):
                 return 400, {"code": "ErrorInvalidIdMalformed", "message": "Id is malformed."}
             event = events.get(event_id)
             if event is None:
@@ -513,7 +513,7 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         state = self.sandbox.state
         lowered = key.lower()
         found = state.mailboxes.get(lowered) or next(
-            (m for m in state.mailboxes.values() if _GUID.match(lowered) and m.id == lowered), None
+            (m for m in state.mailboxes.values() if _GUID.fullmatch(lowered) and m.id == lowered), None
         )
         if found is None:
             return 404, {"code": "ErrorInvalidUser", "message": f"The requested user '{key}' is invalid."}

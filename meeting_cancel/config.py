@@ -59,6 +59,8 @@ class Settings:
     azure_client_id: str | None
     organizers: OrganizerPolicy
     queue_host: QueueHostSettings
+    caller_auth: str = "functionKey"
+    platform_auth_enabled: bool = False
     graph_credential: str = "managed_identity"
     graph_timeout_seconds: float = 30.0
     graph_max_concurrency: int = 4
@@ -96,6 +98,8 @@ class Settings:
             azure_client_id=env.get("AZURE_CLIENT_ID") or None,
             organizers=OrganizerPolicy.parse(env.get("ALLOWED_ORGANIZERS")),
             queue_host=read_queue_host_settings(host_json or APP_ROOT / "host.json"),
+            caller_auth=_caller_auth(env),
+            platform_auth_enabled=_platform_auth(env),
             graph_credential=_graph_credential(env),
             graph_timeout_seconds=_number(env, "GRAPH_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             graph_max_concurrency=int(_number(env, "GRAPH_MAX_CONCURRENCY", 4, minimum=1)),
@@ -105,7 +109,7 @@ class Settings:
 
 def _match(env: Mapping[str, str], name: str, default: str, pattern: re.Pattern[str], rule: str) -> str:
     value = env.get(name) or default
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise ConfigurationError(f"{value!r} is not valid: use {rule}", setting=name)
     return value
 
@@ -132,6 +136,23 @@ def _graph_base_url(env: Mapping[str, str]) -> str:
         )
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigurationError("plain http is only allowed on loopback", setting="GRAPH_BASE_URL")
+    return value
+
+
+def _platform_auth(env: Mapping[str, str]) -> bool:
+    return (env.get("WEBSITE_AUTH_ENABLED") or "").lower() == "true"
+
+
+def _caller_auth(env: Mapping[str, str]) -> str:
+    value = env.get("CALLER_AUTH") or "functionKey"
+    if value not in ("functionKey", "entra"):
+        raise ConfigurationError(f"{value!r} is neither 'functionKey' nor 'entra'", setting="CALLER_AUTH")
+    if value == "entra" and not _platform_auth(env):
+        raise ConfigurationError(
+            "'entra' needs App Service Authentication turned on for the app (the platform then sets "
+            "WEBSITE_AUTH_ENABLED=True)",
+            setting="CALLER_AUTH",
+        )
     return value
 
 

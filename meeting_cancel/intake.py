@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .callers import Caller, authorize_read, authorize_submit
 from .errors import StorageUnavailable
 from .models import TRACKING_ID, CancelRequest, QueuedCancelRequest, describe_errors, validation_detail
 from .problems import Problem, storage_unavailable
@@ -38,14 +39,22 @@ class Accepted:
     replayed: bool
 
 
-def submit(service: Service, body: bytes, *, content_type: str | None, idempotency_key: str | None) -> Accepted:
+def submit(
+    service: Service, body: bytes, *, caller: Caller, content_type: str | None, idempotency_key: str | None
+) -> Accepted:
     request = parse_request(body, content_type=content_type)
     if not service.settings.organizers.allows(request.organizer):
+        log.warning("refused by the organizer policy (caller %s)", caller.label)
         raise Problem(
             403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(request.organizer)
         )
+    try:
+        decision = authorize_submit(caller, request.organizer)
+    except Problem as refusal:
+        log.warning("refused: %s (caller %s)", refusal.code, caller.label)
+        raise
     body_hash = _fingerprint(request)
-    request_id = _request_id(idempotency_key)
+    request_id = _request_id(idempotency_key, caller)
     record = StatusRecord(
         id=request_id,
         status=Status.QUEUED,
@@ -54,6 +63,8 @@ def submit(service: Service, body: bytes, *, content_type: str | None, idempoten
         source="http",
         has_comment=request.comment is not None,
         body_hash=body_hash,
+        submitted_by=caller.label,
+        authorized_by=decision,
     )
     try:
         stored = service.store.insert(record)
@@ -68,7 +79,13 @@ def submit(service: Service, body: bytes, *, content_type: str | None, idempoten
     except StorageUnavailable as error:
         log.error("intake refused: %s", error)
         raise storage_unavailable() from None
-    log.info("queued cancellation request", extra={"request_id": request_id, "organizer": request.organizer})
+    log.info(
+        "queued cancellation request %s for %s (caller %s, allowed by %s)",
+        request_id,
+        request.organizer,
+        caller.label,
+        decision,
+    )
     return Accepted(stored, replayed=False)
 
 
@@ -81,7 +98,7 @@ def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
             f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted. Shorten the comment.",
         )
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
-    if not _JSON_TYPE.match(media_type):
+    if not _JSON_TYPE.fullmatch(media_type):
         raise Problem(
             415,
             "unsupportedMediaType",
@@ -106,8 +123,8 @@ def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
         raise Problem(400, "invalidRequest", "Invalid cancel request", validation_detail(errors), errors) from None
 
 
-def find(service: Service, request_id: str) -> StatusRecord:
-    if not TRACKING_ID.match(request_id):
+def find(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
+    if not TRACKING_ID.fullmatch(request_id):
         raise Problem(
             400,
             "invalidId",
@@ -121,6 +138,7 @@ def find(service: Service, request_id: str) -> StatusRecord:
         raise storage_unavailable() from None
     if record is None:
         raise Problem(404, "notFound", "No such request", f"No cancellation request has the id {request_id!r}.")
+    authorize_read(caller, record.submitted_by)
     return record
 
 
@@ -135,6 +153,8 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         "updatedAt": _iso(record.updated_at),
         "attempts": record.attempts,
     }
+    if record.submitted_by:
+        view["submittedBy"] = record.submitted_by
     if record.status == Status.RETRYING and record.next_attempt_at:
         view["nextAttemptAt"] = _iso(record.next_attempt_at)
     if record.status.final and record.resolution:
@@ -174,17 +194,19 @@ def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
     return Accepted(existing, replayed=True)
 
 
-def _request_id(idempotency_key: str | None) -> str:
+def _request_id(idempotency_key: str | None, caller: Caller) -> str:
+    """A fresh id, or one derived from the caller and their key, so replays find the same record
+    and two callers' keys never collide."""
     if idempotency_key is None:
         return str(uuid.uuid4())
-    if not _IDEMPOTENCY_KEY.match(idempotency_key):
+    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise Problem(
             400,
             "invalidIdempotencyKey",
             "Invalid Idempotency-Key",
             "The Idempotency-Key header takes 1 to 255 visible ASCII characters, such as a UUID.",
         )
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{caller.label}\n{idempotency_key}"))
 
 
 def _fingerprint(request: CancelRequest) -> str:

@@ -39,11 +39,11 @@ FIELD_HELP = {
 
 
 def _check_organizer(value: str) -> str:
-    if GUID.match(value):
+    if GUID.fullmatch(value):
         return value.lower()
     if any(ch.isspace() for ch in value):
         raise PydanticCustomError("organizer", "must not contain whitespace; send the userPrincipalName alone")
-    if ".." in value or not UPN.match(value):
+    if ".." in value or not UPN.fullmatch(value):
         raise PydanticCustomError(
             "organizer",
             "must be a userPrincipalName such as jane@contoso.com or an Entra object id (GUID); "
@@ -59,7 +59,7 @@ def _check_event_id(value: str) -> str:
             "looks like an EWS id ('/' or '+'); translate it to a REST id with Graph's "
             "translateExchangeIds (targetIdType restId) and send that",
         )
-    if not REST_ID.match(value):
+    if not REST_ID.fullmatch(value):
         raise PydanticCustomError(
             "event_id",
             "must be a Graph REST id: letters, digits, '-', '_' and trailing '=' only",
@@ -121,7 +121,7 @@ class QueuedCancelRequest(CancelRequest):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
-        if value is not None and not TRACKING_ID.match(value):
+        if value is not None and not TRACKING_ID.fullmatch(value):
             raise PydanticCustomError("tracking_id", FIELD_HELP["id"])
         return value
 

@@ -33,10 +33,10 @@ class OrganizerPolicy:
             if entry == "*":
                 continue
             if entry.startswith("@"):
-                if not _DOMAIN.match(entry):
+                if not _DOMAIN.fullmatch(entry):
                     raise ConfigurationError(f"{entry!r} is not a domain such as @contoso.com", setting=SETTING)
                 domains.add(entry[1:])
-            elif _GUID.match(entry) or re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", entry):
+            elif _GUID.fullmatch(entry) or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", entry):
                 mailboxes.add(entry)
             else:
                 raise ConfigurationError(

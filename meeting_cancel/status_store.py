@@ -54,6 +54,8 @@ class StatusRecord:
     updated_at: datetime = field(default_factory=utcnow)
     has_comment: bool = False
     body_hash: str | None = None
+    submitted_by: str | None = None
+    authorized_by: str | None = None
     attempts: int = 0
     in_flight_until: datetime | None = None
     outcome_unknown: bool = False

@@ -81,7 +81,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
     except json.JSONDecodeError as error:
         return _poison(service, delivery, None, "unreadableMessage", f"the message is not valid JSON: {error.msg}")
     claimed_id = document.get("id") if isinstance(document, dict) else None
-    request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.match(claimed_id) else None
+    request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.fullmatch(claimed_id) else None
     try:
         request = QueuedCancelRequest.model_validate(document)
     except ValidationError as error:
@@ -100,6 +100,7 @@ def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: 
             event_id=request.eventId,
             source="queue",
             has_comment=request.comment is not None,
+            submitted_by="queue",
         )
         record = service.store.insert(fresh) or service.store.get(request_id)
         if record is None:

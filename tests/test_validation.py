@@ -32,6 +32,8 @@ def errors_of(app: AppUnderTest, body: object, **kwargs: object) -> dict[str, st
         ({"organizer": 42, "eventId": VALID_ID}, "organizer", "string"),
         ({"organizer": ORGANIZER, "eventId": "AAMk/AGI2+TG93"}, "eventId", "translateExchangeIds"),
         ({"organizer": ORGANIZER, "eventId": "AAMk?x"}, "eventId", "REST id"),
+        ({"organizer": ORGANIZER, "eventId": "AAMk\n"}, "eventId", "REST id"),
+        ({"organizer": ORGANIZER + "\n", "eventId": VALID_ID}, "organizer", "whitespace"),
         ({"organizer": ORGANIZER, "eventId": "AAMk%2F"}, "eventId", "REST id"),
         ({"organizer": ORGANIZER, "eventId": ""}, "eventId", "empty"),
         ({"organizer": ORGANIZER, "eventId": "A" * 1025}, "eventId", "too long"),
