@@ -5,12 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: install run test lint unit clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -26,8 +33,8 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy meeting_cancel cancel_function queue_trigger function_app.py local_runner
 
-test: install lint
+test: install $(TOOLS_STAMP) lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .local .pytest_cache .mypy_cache .ruff_cache
