@@ -12,14 +12,22 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import StorageUnavailable
-from .models import TRACKING_ID, CancelRequest, QueuedCancelRequest, describe_errors, validation_detail
+from .models import (
+    TRACKING_ID,
+    CancellationError,
+    CancellationStatus,
+    CancelRequest,
+    GraphErrorDetail,
+    QueuedCancelRequest,
+    describe_errors,
+    validation_detail,
+)
 from .problems import Problem, storage_unavailable
 from .service import Service
 from .status_store import Status, StatusRecord, utcnow
@@ -143,33 +151,33 @@ def find(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
 
 
 def status_view(record: StatusRecord) -> dict[str, Any]:
-    """The public shape of a status record (DESIGN 3.1)."""
-    view: dict[str, Any] = {
-        "id": record.id,
-        "status": str(record.status),
-        "organizer": record.organizer,
-        "eventId": record.event_id,
-        "createdAt": _iso(record.created_at),
-        "updatedAt": _iso(record.updated_at),
-        "attempts": record.attempts,
-    }
-    if record.submitted_by:
-        view["submittedBy"] = record.submitted_by
-    if record.status == Status.RETRYING and record.next_attempt_at:
-        view["nextAttemptAt"] = _iso(record.next_attempt_at)
-    if record.status.final and record.resolution:
-        view["resolution"] = record.resolution
-    if record.error_code and (record.status == Status.FAILED or record.status == Status.RETRYING):
-        error: dict[str, Any] = {"code": record.error_code, "message": record.error_message or ""}
+    """The public shape of a status record (DESIGN 3.1), as the connector's schema describes it."""
+    error = None
+    if record.error_code and record.status in (Status.FAILED, Status.RETRYING):
+        graph = None
         if record.graph_status is not None:
-            error["graph"] = {
-                "status": record.graph_status,
-                "code": record.graph_code,
-                "request-id": record.graph_request_id,
-                "date": record.graph_date,
-            }
-        view["error" if record.status == Status.FAILED else "lastError"] = error
-    return view
+            graph = GraphErrorDetail(
+                status=record.graph_status,
+                code=record.graph_code,
+                request_id=record.graph_request_id,
+                date=record.graph_date,
+            )
+        error = CancellationError(code=record.error_code, message=record.error_message or "", graph=graph)
+    view = CancellationStatus(
+        id=record.id,
+        status=record.status.value,
+        organizer=record.organizer,
+        eventId=record.event_id,
+        createdAt=record.created_at,
+        updatedAt=record.updated_at,
+        attempts=record.attempts,
+        submittedBy=record.submitted_by,
+        nextAttemptAt=record.next_attempt_at if record.status == Status.RETRYING else None,
+        resolution=record.resolution if record.status.final else None,
+        error=error if record.status == Status.FAILED else None,
+        lastError=error if record.status == Status.RETRYING else None,
+    )
+    return view.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def poll_after_seconds(record: StatusRecord) -> int:
@@ -220,7 +228,3 @@ def _forget(service: Service, request_id: str) -> None:
         service.store.delete(request_id)
     except StorageUnavailable as error:
         log.error("could not remove unqueued request %s: %s", request_id, error)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -87,7 +88,15 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     organizer: Annotated[str, Field(min_length=3, max_length=MAX_ORGANIZER_LENGTH, description=FIELD_HELP["organizer"])]
-    eventId: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH, description=FIELD_HELP["eventId"])]
+    eventId: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_EVENT_ID_LENGTH,
+            description=FIELD_HELP["eventId"],
+            json_schema_extra={"pattern": REST_ID.pattern},
+        ),
+    ]
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
     @model_validator(mode="before")
@@ -116,7 +125,10 @@ class CancelRequest(BaseModel):
 class QueuedCancelRequest(CancelRequest):
     """A queue message: the POST body plus the caller's optional tracking id."""
 
-    id: Annotated[str | None, Field(max_length=128, description=FIELD_HELP["id"])] = None
+    id: Annotated[
+        str | None,
+        Field(max_length=128, description=FIELD_HELP["id"], json_schema_extra={"pattern": TRACKING_ID.pattern}),
+    ] = None
 
     @field_validator("id")
     @classmethod
@@ -124,6 +136,42 @@ class QueuedCancelRequest(CancelRequest):
         if value is not None and not TRACKING_ID.fullmatch(value):
             raise PydanticCustomError("tracking_id", FIELD_HELP["id"])
         return value
+
+
+class GraphErrorDetail(BaseModel):
+    """What Graph itself said, for support cases: quote the request-id to Microsoft."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: int | None = Field(None, description="Graph's HTTP status")
+    code: str | None = Field(None, description="Graph's error code, such as ErrorItemNotFound")
+    request_id: str | None = Field(None, alias="request-id", description="Graph's request-id")
+    date: str | None = Field(None, description="When Graph answered")
+
+
+class CancellationError(BaseModel):
+    code: str = Field(description="A stable code, such as eventNotFound or organizerNotAllowed")
+    message: str = Field(description="What went wrong, for a person")
+    graph: GraphErrorDetail | None = Field(None, description="Graph's own answer, where Graph answered")
+
+
+class CancellationStatus(BaseModel):
+    """The status resource: pending while queued, processing or retrying; final when cancelled or failed."""
+
+    id: str = Field(description="The tracking id")
+    status: Literal["queued", "processing", "retrying", "cancelled", "failed"] = Field(
+        description="queued, processing and retrying are pending; cancelled and failed are final"
+    )
+    organizer: str = Field(description=FIELD_HELP["organizer"])
+    eventId: str = Field(description=FIELD_HELP["eventId"])
+    createdAt: datetime = Field(description="When the request was accepted")
+    updatedAt: datetime = Field(description="When the status last changed")
+    attempts: int = Field(description="How many cancel calls were sent to Graph")
+    submittedBy: str | None = Field(None, description="Who submitted it: functionKey, user:<id>, app:<id> or queue")
+    nextAttemptAt: datetime | None = Field(None, description="When a retrying request is tried again")
+    resolution: str | None = Field(None, description="How a final request was settled")
+    error: CancellationError | None = Field(None, description="Why a failed request failed")
+    lastError: CancellationError | None = Field(None, description="The last transient error of a retrying request")
 
 
 def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
@@ -153,3 +201,23 @@ def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict
 
 def validation_detail(errors: list[dict[str, str]]) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+
+
+def queue_message_schema() -> dict[str, Any]:
+    """The JSON Schema workflows follow when they put a message on the queue (DESIGN 3.2)."""
+    schema = QueuedCancelRequest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Cancel request queue message"
+    schema["description"] = (
+        "A message on the cancel-requests queue: plain-text JSON (or base64-encoded JSON). Field names are read "
+        "case-insensitively; unknown fields send the message to the poison queue."
+    )
+    return schema
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    json.dump(queue_message_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
