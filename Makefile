@@ -1,5 +1,6 @@
 # make run   - the service on this machine: Azurite, the local function host, a Graph sandbox
 # make test  - the whole suite (lint, type checks, unit, functional and integration tests)
+# make bench - the benchmark table (about two minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: install run test lint unit clean
+.PHONY: install run test lint bench clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ lint: $(PY_STAMP)
 
 test: install $(TOOLS_STAMP) lint
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ import azure.functions as func
 from meeting_cancel import callers, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
-from meeting_cancel.status_store import Status
+from meeting_cancel.records import Status
 
 from .responses import json_response, problem_response, status_url
 

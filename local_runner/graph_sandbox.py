@@ -313,6 +313,7 @@ class _Reset(Exception):
 class _SandboxHandler(BaseHTTPRequestHandler):
     sandbox: GraphSandbox
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # answers go out at once, not after a delayed ACK
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s " + format, self.address_string(), *args)

@@ -229,6 +229,7 @@ class HttpHost:
 def _http_handler(host: HttpHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # answers go out at once, not after a delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             log.debug(format, *args)

@@ -17,12 +17,11 @@ from urllib.parse import quote
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
-from azure.identity import EnvironmentCredential, ManagedIdentityCredential
 from requests.adapters import HTTPAdapter
 
 from .config import Settings
 from .errors import GraphAnswer, GraphPermanentError, GraphThrottled, GraphTransientError, IdentityUnavailable
-from .status_store import utcnow
+from .records import utcnow
 
 log = logging.getLogger(__name__)
 USER_AGENT = "meeting-cancel-service/1.0"
@@ -48,6 +47,8 @@ def graph_path(*segments: str) -> str:
 
 
 def make_credential(settings: Settings) -> TokenCredential:
+    from azure.identity import EnvironmentCredential, ManagedIdentityCredential  # loaded on first use
+
     if settings.graph_credential == "environment":
         return EnvironmentCredential()
     return ManagedIdentityCredential(client_id=settings.azure_client_id)

@@ -12,7 +12,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,8 +29,10 @@ from .models import (
     validation_detail,
 )
 from .problems import Problem, storage_unavailable
-from .service import Service
-from .status_store import Status, StatusRecord, utcnow
+from .records import Status, StatusRecord, utcnow
+
+if TYPE_CHECKING:
+    from .service import Service
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024

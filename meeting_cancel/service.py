@@ -1,19 +1,23 @@
 """The composition root: one set of clients per process, built on first use.
 
 Functions share a process, so sharing the credential, the HTTP pool and the storage clients means a
-token is fetched once per lifetime and connections are reused across invocations.
+token is fetched once per lifetime and connections are reused across invocations. The Azure SDKs
+are imported here, on first use, so the host indexes the functions without loading them.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .concurrency import AdaptiveLimiter
 from .config import Settings
-from .graph import GraphClient
-from .status_store import StatusStore
-from .work_queue import WorkQueue
+
+if TYPE_CHECKING:
+    from .graph import GraphClient
+    from .status_store import StatusStore
+    from .work_queue import WorkQueue
 
 
 @dataclass
@@ -26,6 +30,10 @@ class Service:
 
     @classmethod
     def build(cls, settings: Settings) -> Service:
+        from .graph import GraphClient
+        from .status_store import StatusStore
+        from .work_queue import WorkQueue
+
         return cls(
             settings=settings,
             store=StatusStore(settings),

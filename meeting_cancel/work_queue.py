@@ -6,8 +6,6 @@ the Functions default encoding is read too (DESIGN 3.2).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -19,21 +17,6 @@ from .storage import queue_client
 
 log = logging.getLogger(__name__)
 MAX_VISIBILITY_DELAY_SECONDS = 7 * 24 * 3600 - 60
-
-
-def decode_message(body: bytes) -> str | None:
-    """The JSON text of a message written as plain text or base64; None when it is neither."""
-    try:
-        text = body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return None
-    if text.startswith("{"):
-        return text
-    try:
-        decoded = base64.b64decode(text, validate=True).decode("utf-8").strip()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    return decoded if decoded.startswith("{") else None
 
 
 class WorkQueue:

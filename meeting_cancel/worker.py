@@ -24,18 +24,20 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .errors import GraphError, GraphPermanentError, GraphThrottled, GraphTransientError, IdentityUnavailable
-from .models import TRACKING_ID, QueuedCancelRequest, describe_errors, validation_detail
-from .service import Service
-from .status_store import ConcurrentUpdate, Status, StatusRecord, utcnow
-from .work_queue import decode_message
+from .models import TRACKING_ID, QueuedCancelRequest, decode_message, describe_errors, validation_detail
+from .records import ConcurrentUpdate, Status, StatusRecord, utcnow
+
+if TYPE_CHECKING:
+    from .service import Service
 
 log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 5.0
+SLOT_MAX_WAIT_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 5.0
 EARLY_TOLERANCE_SECONDS = 2.0
 BACKOFF_BASE_SECONDS = 2.0
@@ -204,22 +206,23 @@ class _Attempt:
                     resolution="verified: the event was gone after an earlier attempt with an unknown outcome",
                 )
             self._save(self.record.evolve(outcome_unknown=False, in_flight_until=None))
-        with self.service.limiter.slot(organizer) as wait:
+        graph.prepare_token()
+        claimed = self.record.evolve(
+            status=Status.PROCESSING,
+            attempts=self.record.attempts + 1,
+            outcome_unknown=True,
+            in_flight_until=utcnow() + timedelta(seconds=self._lease_seconds()),
+        )
+        try:
+            self._save(claimed)  # recorded before the mailbox slot, so the slot covers the Graph call alone
+        except ConcurrentUpdate:
+            return self._requeue(BUSY_RETRY_SECONDS, reason="the request changed while being claimed")
+        with self.service.limiter.slot(organizer, max_wait=SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:
-                return self._schedule(wait, reason="this mailbox is being throttled")
-            graph.prepare_token()
-            lease = self.service.settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
-            try:
                 self._save(
-                    self.record.evolve(
-                        status=Status.PROCESSING,
-                        attempts=self.record.attempts + 1,
-                        outcome_unknown=True,
-                        in_flight_until=utcnow() + timedelta(seconds=lease),
-                    )
-                )
-            except ConcurrentUpdate:
-                return self._requeue(BUSY_RETRY_SECONDS, reason="the request changed while being claimed")
+                    self.record.evolve(attempts=self.record.attempts - 1, outcome_unknown=False, in_flight_until=None)
+                )  # nothing was sent
+                return self._schedule(wait, reason="this mailbox is being throttled")
             self.cancel_sent = True
             try:
                 graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
@@ -231,6 +234,10 @@ class _Attempt:
                 raise
             self.service.limiter.record_success(organizer)
         return self._finish(Status.CANCELLED, resolution="cancelled by Graph")
+
+    def _lease_seconds(self) -> float:
+        """How long other deliveries keep off: the wait for a mailbox slot, the call, a margin."""
+        return SLOT_MAX_WAIT_SECONDS + self.service.settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
     def _outcome_unknown_after(self, error: GraphTransientError | None) -> bool:
         """Whether an attempt may have applied: only the cancel call itself can clear that doubt."""

@@ -166,7 +166,7 @@ def test_outcome_is_recorded_before_the_message_is_completed(
         assert app.visible_messages() == 1  # not completed: its outcome could not be recorded
         proxy.restore()
 
-        app.drain(wait_for_delayed=20)
+        app.drain(wait_for_delayed=30)
         assert app.status(response.body["id"]).body["status"] == "cancelled"
         assert sandbox.successful_cancels() == 1
         assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get"]

@@ -111,6 +111,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GRAPH_BASE_URL: graphBaseUrl
     ALLOWED_ORGANIZERS: allowedOrganizers
     CALLER_AUTH: callerAuth
+    PYTHON_THREADPOOL_THREAD_COUNT: '16'
   }
 }
 
