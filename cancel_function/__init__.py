@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from meeting_cancel import callers, intake, service
+from meeting_cancel import batches, callers, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
 from meeting_cancel.records import Status
@@ -57,6 +57,48 @@ def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
         intake.status_view(record),
         {"Location": status_url(req.url, record.id), "Retry-After": str(intake.poll_after_seconds(record))},
     )
+
+
+@bp.route(route="organizers/{organizer}/cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        app = service.current()
+        view, preview = batches.submit(
+            app,
+            req.route_params.get("organizer", ""),
+            req.get_body(),
+            caller=callers.identify(req.headers, app.settings),
+            content_type=req.headers.get("Content-Type"),
+            idempotency_key=req.headers.get("Idempotency-Key"),
+        )
+    except Problem as problem:
+        return problem_response(problem)
+    except StorageUnavailable:
+        return problem_response(storage_unavailable())
+    if preview:
+        return json_response(200, view)
+    return _batch_response(req, view)
+
+
+@bp.route(route="batches/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_batch(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        app = service.current()
+        view = batches.batch_view(
+            app, req.route_params.get("id", ""), caller=callers.identify(req.headers, app.settings)
+        )
+    except Problem as problem:
+        return problem_response(problem)
+    except StorageUnavailable:
+        return problem_response(storage_unavailable())
+    return _batch_response(req, view)
+
+
+def _batch_response(req: func.HttpRequest, view: dict[str, object]) -> func.HttpResponse:
+    if view["done"]:
+        return json_response(200, view)
+    location = status_url(req.url, str(view["id"]), "batches")
+    return json_response(202, view, {"Location": location, "Retry-After": str(intake.POLL_AFTER_SECONDS * 5)})
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

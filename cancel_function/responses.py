@@ -27,9 +27,9 @@ def problem_response(problem: Problem) -> func.HttpResponse:
     )
 
 
-def status_url(request_url: str, request_id: str) -> str:
-    """The status resource's absolute URL; the query (which may hold a function key) is dropped."""
+def status_url(request_url: str, request_id: str, collection: str = "cancellations") -> str:
+    """A resource's absolute URL under /api; the query (which may hold a function key) is dropped."""
     parts = urlsplit(request_url)
-    path = parts.path.rstrip("/")
-    prefix = path[: path.index("/cancellations")] if "/cancellations" in path else "/api"
-    return f"{parts.scheme}://{parts.netloc}{prefix}/cancellations/{quote(request_id, safe='')}"
+    path = parts.path
+    prefix = path[: path.index("/", 1)] if path.count("/") > 1 else "/api"
+    return f"{parts.scheme}://{parts.netloc}{prefix}/{collection}/{quote(request_id, safe='')}"

@@ -23,10 +23,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 log = logging.getLogger("local_runner.graph_sandbox")
 IDENTITY_PATH = "/msi/token"
@@ -160,13 +160,14 @@ class GraphSandbox:
         event_id: str | None = None,
         start: str = "2026-12-01T09:00:00",
         end: str = "2026-12-01T09:30:00",
+        ical_uid: str | None = None,
     ) -> str:
         """Creates the organizer's copy and, for attendees with a mailbox here, their copies."""
         attendees = attendees or []
-        ical_uid = (
-            "040000008200E00074C5B7101A82E008" + hashlib.sha256(f"{organizer}{subject}".encode()).hexdigest()[:40]
-        )
         organizer_id = event_id or rest_id(f"{organizer}/{subject}/{uuid.uuid4()}")
+        ical_uid = ical_uid or (
+            "040000008200E00074C5B7101A82E008" + hashlib.sha256(f"{organizer}{organizer_id}".encode()).hexdigest()[:40]
+        )
         with self.state.lock:
             self._store_event(
                 organizer,
@@ -195,6 +196,25 @@ class GraphSandbox:
                         is_organizer=False,
                     )
         return organizer_id
+
+    def add_occurrences(self, organizer: str, master_id: str, starts: list[str], minutes: int = 30) -> list[str]:
+        """Occurrences of a series master, as calendarView and instances list them."""
+        ids = []
+        with self.state.lock:
+            master = self.state.events[organizer.lower()][master_id]
+            for start in starts:
+                occurrence_id = rest_id(f"{master_id}/{start}")
+                end = (datetime.fromisoformat(start) + timedelta(minutes=minutes)).isoformat(timespec="seconds")
+                self.state.events[organizer.lower()][occurrence_id] = {
+                    **master,
+                    "id": occurrence_id,
+                    "type": "occurrence",
+                    "seriesMasterId": master_id,
+                    "start": {"dateTime": start, "timeZone": "UTC"},
+                    "end": {"dateTime": end, "timeZone": "UTC"},
+                }
+                ids.append(occurrence_id)
+        return ids
 
     def event_id_of(self, mailbox: str, subject: str) -> str:
         with self.state.lock:
@@ -474,16 +494,22 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         self, method: str, segments: list[str], query: dict[str, list[str]], body: bytes, record: dict[str, Any]
     ) -> tuple[int, Any]:
         state = self.sandbox.state
-        if len(segments) < 3 or segments[0] != "users" or segments[2] != "events":
+        if len(segments) < 3 or segments[0] != "users" or segments[2] not in ("events", "calendarView"):
             return 400, {"code": "BadRequest", "message": "Unsupported path in the sandbox."}
         with state.lock:
             mailbox = self._mailbox(segments[1])
             if isinstance(mailbox, tuple):
                 return mailbox
             events = state.events[mailbox.upn]
+            if segments[2] == "calendarView" and method == "GET":
+                return self._calendar_view(mailbox, events, query)
             if len(segments) == 3:
                 if method == "GET":
-                    return 200, {"value": list(events.values())}
+                    listed = [e for e in events.values() if e["type"] in ("singleInstance", "seriesMaster")]
+                    wanted = _ical_uid_filter(query)
+                    if wanted is not None:
+                        listed = [e for e in listed if e["iCalUId"] == wanted]
+                    return 200, {"value": listed}
                 if method == "POST":
                     document = json.loads(body or b"{}")
                     attendees = [a["emailAddress"]["address"] for a in document.get("attendees", [])]
@@ -497,6 +523,15 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                 return 404, {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
             if len(segments) == 4 and method == "GET":
                 return 200, event
+            if len(segments) == 5 and segments[4] == "instances" and method == "GET":
+                start, end = _window(query)
+                return 200, {
+                    "value": [
+                        e
+                        for e in events.values()
+                        if e.get("seriesMasterId") == event_id and start <= _start_of(e) < end
+                    ]
+                }
             if len(segments) == 4 and method == "DELETE":
                 del events[event_id]
                 record["applied"] = True
@@ -509,6 +544,32 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                 record["applied"] = True
                 return 202, None
         return 405, {"code": "BadRequest", "message": "Unsupported method in the sandbox."}
+
+    def _calendar_view(
+        self, mailbox: Mailbox, events: dict[str, dict[str, Any]], query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        """Occurrences and single meetings that start in the window, paged like Graph with nextLink."""
+        start, end = _window(query)
+        top = int(query.get("$top", ["10"])[0])
+        skip = int(query.get("$skip", ["0"])[0])
+        matching = sorted(
+            (e for e in events.values() if e["type"] != "seriesMaster" and start <= _start_of(e) < end),
+            key=lambda e: (_start_of(e), e["id"]),
+        )
+        page: dict[str, Any] = {"value": matching[skip : skip + top]}
+        if skip + top < len(matching):
+            page["@odata.nextLink"] = (
+                f"{self.sandbox.graph_base_url}/users/{quote(mailbox.upn)}/calendarView?"
+                + urlencode(
+                    {
+                        "startDateTime": query["startDateTime"][0],
+                        "endDateTime": query["endDateTime"][0],
+                        "$top": top,
+                        "$skip": skip + top,
+                    }
+                )
+            )
+        return 200, page
 
     def _mailbox(self, key: str) -> Mailbox | tuple[int, dict[str, str]]:
         state = self.sandbox.state
@@ -526,9 +587,13 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         return found
 
     def _cancel(self, mailbox: Mailbox, event: dict[str, Any], comment: str | None) -> None:
-        """Moves the organizer's copy to Deleted Items and sends each attendee the notice."""
+        """Moves the organizer's copy (a series with its occurrences) to Deleted Items and sends each
+        attendee the notice."""
         state = self.sandbox.state
         del state.events[mailbox.upn][event["id"]]
+        if event["type"] == "seriesMaster":
+            for occurrence in [e for e in state.events[mailbox.upn].values() if e.get("seriesMasterId") == event["id"]]:
+                del state.events[mailbox.upn][occurrence["id"]]
         for attendee in event["attendees"]:
             address = attendee["emailAddress"]["address"]
             notice = {
@@ -578,7 +643,29 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def _window(query: dict[str, list[str]]) -> tuple[datetime, datetime]:
+    return (_parse_time(query["startDateTime"][0]), _parse_time(query["endDateTime"][0]))
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _start_of(event: dict[str, Any]) -> datetime:
+    return _parse_time(event["start"]["dateTime"])
+
+
+def _ical_uid_filter(query: dict[str, list[str]]) -> str | None:
+    found = re.fullmatch(r"iCalUId eq '((?:[^']|'')*)'", query.get("$filter", [""])[0])
+    return found.group(1).replace("''", "'") if found else None
+
+
 def _operation(method: str, segments: list[str]) -> str:
+    if len(segments) > 2 and segments[2] == "calendarView":
+        return "calendarView"
+    if len(segments) == 5 and segments[4] == "instances":
+        return "instances"
     if len(segments) == 5 and segments[4] == "cancel":
         return "cancel"
     if len(segments) == 4:

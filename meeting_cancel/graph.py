@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -90,9 +91,52 @@ class GraphClient:
             raise
         return not bool(response.json().get("isCancelled"))
 
-    def _call(self, method: str, url: str, *, request_id: str, **kwargs: Any) -> requests.Response:
+    def find_by_ical_uid(self, organizer: str, ical_uid: str, *, request_id: str) -> list[str]:
+        """The ids of the organizer's events with this iCalUId (a single meeting or a series master)."""
+        quoted = ical_uid.replace("'", "''")
+        url = f"{self._base}/{graph_path('users', organizer, 'events')}"
+        params = {"$filter": f"iCalUId eq '{quoted}'", "$select": "id,type,isOrganizer"}
+        events = self._call("GET", url, request_id=request_id, params=params).json().get("value", [])
+        return [str(e["id"]) for e in events]
+
+    def occurrence_ids(
+        self, organizer: str, series_id: str, start: datetime, end: datetime, *, request_id: str
+    ) -> list[str]:
+        """The ids of a series' occurrences that start within [start, end), not already cancelled."""
+        url = f"{self._base}/{graph_path('users', organizer, 'events', series_id, 'instances')}"
+        params = {"startDateTime": _utc(start), "endDateTime": _utc(end), "$select": "id,start,isCancelled"}
+        events = self._call("GET", url, request_id=request_id, params=params).json().get("value", [])
+        return [str(e["id"]) for e in events if not e.get("isCancelled")]
+
+    def calendar_view(
+        self, organizer: str, start: datetime, end: datetime, *, request_id: str, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Every event of the organizer's calendar in [start, end), page after page (@odata.nextLink)."""
+        url: str | None = f"{self._base}/{graph_path('users', organizer, 'calendarView')}"
+        params: dict[str, str] | None = {
+            "startDateTime": _utc(start),
+            "endDateTime": _utc(end),
+            "$top": str(page_size),
+            "$select": "id,subject,start,end,type,seriesMasterId,isOrganizer,isCancelled,attendees",
+        }
+        while url:
+            page = self._call(
+                "GET", url, request_id=request_id, params=params, headers={"Prefer": 'outlook.timezone="UTC"'}
+            ).json()
+            yield from page.get("value", [])
+            url, params = page.get("@odata.nextLink"), None
+            if url and not url.startswith(self._base + "/"):
+                raise GraphPermanentError(
+                    "Graph's nextLink points elsewhere", code="graphRejected", answer=GraphAnswer(status=None)
+                )
+
+    def _call(
+        self, method: str, url: str, *, request_id: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        extra_headers = headers or {}
         for refreshed in (False, True):
             headers = {
+                **extra_headers,
                 "Authorization": f"Bearer {self._token(refresh=refreshed)}",
                 "client-request-id": request_id,
                 "return-client-request-id": "true",
@@ -135,6 +179,10 @@ class GraphClient:
                 raise IdentityUnavailable(
                     type(error).__name__ + ": " + str(error).splitlines()[0], scope=self._scope
                 ) from None
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def classify(response: requests.Response) -> GraphTransientError | GraphPermanentError:

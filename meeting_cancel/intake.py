@@ -64,12 +64,13 @@ def submit(
         log.warning("refused: %s (caller %s)", refusal.code, caller.label)
         raise
     body_hash = _fingerprint(request)
-    request_id = _request_id(idempotency_key, caller)
+    request_id = request_id_for(idempotency_key, caller)
     record = StatusRecord(
         id=request_id,
         status=Status.QUEUED,
         organizer=request.organizer,
-        event_id=request.eventId,
+        event_id="" if request.needs_lookup else str(request.eventId),
+        target=request.target,
         source="http",
         has_comment=request.comment is not None,
         body_hash=body_hash,
@@ -100,6 +101,16 @@ def submit(
 
 
 def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
+    document = parse_json(body, content_type=content_type)
+    try:
+        return CancelRequest.model_validate(document)
+    except ValidationError as error:
+        errors = describe_errors(error, CancelRequest)
+        raise Problem(400, "invalidRequest", "Invalid cancel request", validation_detail(errors), errors) from None
+
+
+def parse_json(body: bytes, *, content_type: str | None) -> Any:
+    """The body as JSON, or the 413, 415 or 400 problem that says what to send instead."""
     if len(body) > MAX_BODY_BYTES:
         raise Problem(
             413,
@@ -126,11 +137,7 @@ def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
             "Malformed JSON",
             f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
         ) from None
-    try:
-        return CancelRequest.model_validate(document)
-    except ValidationError as error:
-        errors = describe_errors(error, CancelRequest)
-        raise Problem(400, "invalidRequest", "Invalid cancel request", validation_detail(errors), errors) from None
+    return document
 
 
 def find(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
@@ -169,7 +176,9 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         id=record.id,
         status=record.status.value,
         organizer=record.organizer,
-        eventId=record.event_id,
+        eventId=record.event_id or None,
+        target=record.target if record.target != record.event_id else None,
+        batchId=record.batch_id,
         createdAt=record.created_at,
         updatedAt=record.updated_at,
         attempts=record.attempts,
@@ -204,7 +213,7 @@ def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
     return Accepted(existing, replayed=True)
 
 
-def _request_id(idempotency_key: str | None, caller: Caller) -> str:
+def request_id_for(idempotency_key: str | None, caller: Caller) -> str:
     """A fresh id, or one derived from the caller and their key, so replays find the same record
     and two callers' keys never collide."""
     if idempotency_key is None:
@@ -220,7 +229,7 @@ def _request_id(idempotency_key: str | None, caller: Caller) -> str:
 
 
 def _fingerprint(request: CancelRequest) -> str:
-    canonical = json.dumps(request.model_dump(), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -10,8 +10,9 @@ import base64
 import binascii
 import difflib
 import re
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -24,6 +25,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 UPN = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 # Graph REST ids are URL-safe base64: letters, digits, '-', '_' and '=' padding.
 REST_ID = re.compile(r"^[A-Za-z0-9_-]+=*$")
+# iCalUIds are hex from Exchange, or e.g. "uid@host" from other calendars; no quotes or spaces.
+ICAL_UID = re.compile(r"^[A-Za-z0-9._@:+/=-]{1,1024}$")
 # Tracking ids become Table Storage keys and URL segments.
 TRACKING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -37,6 +40,9 @@ FIELD_HELP = {
     "organizer": "the organizer's userPrincipalName (jane@contoso.com) or Entra object id",
     "eventId": "the Graph REST id of the event, as returned by GET /users/{organizer}/events",
     "comment": "the message sent to the attendees (optional)",
+    "iCalUId": "instead of eventId: the meeting's iCalendar UID, as other calendars know it",
+    "occurrenceDate": "with the eventId of a series: the day (YYYY-MM-DD) of the one occurrence to cancel",
+    "timeZone": "with occurrenceDate: the IANA time zone the day is in, such as Europe/Berlin",
     "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
 }
 
@@ -70,6 +76,10 @@ def _check_event_id(value: str) -> str:
     return value
 
 
+def _check_optional_event_id(value: str | None) -> str | None:
+    return None if value is None else _check_event_id(value)
+
+
 def _check_comment(value: str | None) -> str | None:
     if value is not None and not value.strip():
         raise PydanticCustomError(
@@ -91,14 +101,25 @@ class CancelRequest(BaseModel):
 
     organizer: Annotated[str, Field(min_length=3, max_length=MAX_ORGANIZER_LENGTH, description=FIELD_HELP["organizer"])]
     eventId: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=MAX_EVENT_ID_LENGTH,
             description=FIELD_HELP["eventId"],
             json_schema_extra={"pattern": REST_ID.pattern},
         ),
-    ]
+    ] = None
+    iCalUId: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=1024,
+            description=FIELD_HELP["iCalUId"],
+            json_schema_extra={"pattern": ICAL_UID.pattern},
+        ),
+    ] = None
+    occurrenceDate: Annotated[date | None, Field(description=FIELD_HELP["occurrenceDate"])] = None
+    timeZone: Annotated[str | None, Field(max_length=64, description=FIELD_HELP["timeZone"])] = None
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
     @model_validator(mode="before")
@@ -120,8 +141,74 @@ class CancelRequest(BaseModel):
         return folded
 
     _organizer = field_validator("organizer")(_check_organizer)
-    _event_id = field_validator("eventId")(_check_event_id)
+    _event_id = field_validator("eventId")(_check_optional_event_id)
     _comment = field_validator("comment")(_check_comment)
+
+    @field_validator("iCalUId")
+    @classmethod
+    def _check_ical_uid(cls, value: str | None) -> str | None:
+        if value is not None and not ICAL_UID.fullmatch(value):
+            raise PydanticCustomError("ical_uid", "must be an iCalendar UID without spaces or quotes")
+        return value
+
+    @field_validator("timeZone")
+    @classmethod
+    def _check_time_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CancelRequest:
+        if (self.eventId is None) == (self.iCalUId is None):
+            field = "eventId" if self.iCalUId is None else "iCalUId"
+            raise PydanticCustomError(
+                "target",
+                "required: either eventId (the Graph REST id) or iCalUId, not both"
+                if self.eventId
+                else "required: " + FIELD_HELP["eventId"] + " (or iCalUId instead)",
+                {"field": field},
+            )
+        if (self.occurrenceDate is None) != (self.timeZone is None):
+            missing = "timeZone" if self.timeZone is None else "occurrenceDate"
+            raise PydanticCustomError(
+                "occurrence",
+                "required with "
+                + ("occurrenceDate" if missing == "timeZone" else "timeZone")
+                + ": "
+                + FIELD_HELP[missing],
+                {"field": missing},
+            )
+        if self.occurrenceDate is not None and self.eventId is None:
+            raise PydanticCustomError(
+                "occurrence", "occurrenceDate needs the eventId of the series master", {"field": "occurrenceDate"}
+            )
+        return self
+
+    @property
+    def target(self) -> str:
+        """What the request points at, whatever form the caller named it in."""
+        if self.iCalUId is not None:
+            return f"iCalUId:{self.iCalUId}"
+        if self.occurrenceDate is not None:
+            return f"{self.eventId}@{self.occurrenceDate.isoformat()}[{self.timeZone}]"
+        return str(self.eventId)
+
+    @property
+    def needs_lookup(self) -> bool:
+        return self.iCalUId is not None or self.occurrenceDate is not None
+
+    def occurrence_window(self) -> tuple[datetime, datetime]:
+        """The occurrence day as a UTC interval, read in the caller's time zone."""
+        assert self.occurrenceDate is not None
+        assert self.timeZone is not None
+        zone = ZoneInfo(self.timeZone)
+        start = datetime.combine(self.occurrenceDate, time.min, zone)
+        return start, start + timedelta(days=1)
 
 
 class QueuedCancelRequest(CancelRequest):
@@ -165,7 +252,11 @@ class CancellationStatus(BaseModel):
         description="queued, processing and retrying are pending; cancelled and failed are final"
     )
     organizer: str = Field(description=FIELD_HELP["organizer"])
-    eventId: str = Field(description=FIELD_HELP["eventId"])
+    eventId: str | None = Field(
+        None, description="The Graph id of the event (once found, for iCalUId and occurrence requests)"
+    )
+    target: str | None = Field(None, description="What the request named when it was not a plain event id")
+    batchId: str | None = Field(None, description="The batch this request belongs to, if any")
     createdAt: datetime = Field(description="When the request was accepted")
     updatedAt: datetime = Field(description="When the status last changed")
     attempts: int = Field(description="How many cancel calls were sent to Graph")
@@ -196,7 +287,7 @@ def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict
     known = list(model.model_fields)
     described = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "(body)"
+        field = ".".join(str(part) for part in item["loc"]) or str(item.get("ctx", {}).get("field", "(body)"))
         kind = item["type"]
         if kind == "extra_forbidden":
             guess = difflib.get_close_matches(field, known, n=1, cutoff=0.6)

@@ -40,6 +40,8 @@ class StatusRecord:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     has_comment: bool = False
+    target: str | None = None
+    batch_id: str | None = None
     body_hash: str | None = None
     submitted_by: str | None = None
     authorized_by: str | None = None

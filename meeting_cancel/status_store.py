@@ -7,6 +7,7 @@ they own its next Graph call. The comment text is never stored here.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -68,6 +69,28 @@ class StatusStore:
         except AzureError as error:
             raise StorageUnavailable(str(error), operation="update status") from error
         return replace(record, etag=metadata.get("etag"))
+
+    def by_batch(self, batch_id: str) -> list[StatusRecord]:
+        """The requests of one batch (a filtered scan: batches are read rarely and are small)."""
+        try:
+            entities = self._table.query_entities("batch_id eq @batch", parameters={"batch": batch_id})
+            return [StatusRecord.from_entity(e) for e in entities if e["RowKey"] == ROW_KEY]
+        except AzureError as error:
+            raise StorageUnavailable(str(error), operation="read batch") from error
+
+    def get_entity(self, partition: str, row: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._table.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as error:
+            raise StorageUnavailable(str(error), operation="read") from error
+
+    def put_entity(self, entity: dict[str, Any]) -> None:
+        try:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as error:
+            raise StorageUnavailable(str(error), operation="write") from error
 
     def delete(self, request_id: str) -> None:
         try:

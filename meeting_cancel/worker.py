@@ -99,7 +99,8 @@ def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: 
             id=request_id,
             status=Status.QUEUED,
             organizer=request.organizer,
-            event_id=request.eventId,
+            event_id="" if request.needs_lookup else str(request.eventId),
+            target=request.target,
             source="queue",
             has_comment=request.comment is not None,
             submitted_by="queue",
@@ -153,7 +154,7 @@ class _Attempt:
 
     def run(self) -> Outcome:
         record = self.record
-        if (record.organizer, record.event_id) != (self.request.organizer, self.request.eventId):
+        if (record.organizer, record.target or record.event_id) != (self.request.organizer, self.request.target):
             return _poison(
                 self.service,
                 self.delivery,
@@ -184,6 +185,10 @@ class _Attempt:
                 error_message=self.service.settings.organizers.refusal(record.organizer),
             )
         try:
+            if not record.event_id:
+                found = self._resolve()
+                if isinstance(found, Outcome):
+                    return found
             return self._cancel_once()
         except GraphThrottled as throttled:
             return self._throttled(throttled)
@@ -194,6 +199,30 @@ class _Attempt:
             return self._transient("identityUnavailable", str(error))
         except GraphPermanentError as error:
             return self._finish(Status.FAILED, error=error)
+
+    def _resolve(self) -> Outcome | None:
+        """Finds the Graph id of a meeting named by iCalUId, or of one occurrence of a series."""
+        graph, request = self.service.graph, self.request
+        if request.iCalUId is not None:
+            found = graph.find_by_ical_uid(request.organizer, request.iCalUId, request_id=self.record.id)
+            none_code, none_message = "iCalUIdNotFound", "no event in the organizer's mailbox has this iCalUId"
+            many_code = "iCalUIdAmbiguous"
+        else:
+            start, end = request.occurrence_window()
+            found = graph.occurrence_ids(request.organizer, str(request.eventId), start, end, request_id=self.record.id)
+            none_code = "occurrenceNotFound"
+            none_message = f"the series has no occurrence on {request.occurrenceDate} in {request.timeZone}"
+            many_code = "occurrenceAmbiguous"
+        if not found:
+            return self._finish(Status.FAILED, error_code=none_code, error_message=none_message)
+        if len(found) > 1:
+            return self._finish(
+                Status.FAILED,
+                error_code=many_code,
+                error_message=f"{len(found)} events match; name the one to cancel by its eventId",
+            )
+        self._save(self.record.evolve(event_id=found[0]))
+        return None
 
     def _cancel_once(self) -> Outcome:
         graph = self.service.graph

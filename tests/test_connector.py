@@ -92,7 +92,12 @@ def test_title_and_operations_follow_the_certification_rules() -> None:
     title = SWAGGER["info"]["title"]
     assert len(title) <= 30
     assert not re.search(r"\b(API|Connector)\b", title, re.IGNORECASE)
-    assert {op["operationId"] for _, _, op in OPERATIONS} == {"CancelMeeting", "GetCancellationStatus"}
+    assert {op["operationId"] for _, _, op in OPERATIONS} == {
+        "CancelMeeting",
+        "GetCancellationStatus",
+        "CancelOrganizerMeetings",
+        "GetCancellationBatch",
+    }
     metadata = {m["propertyName"] for m in SWAGGER["x-ms-connector-metadata"]}
     assert {"Website", "Privacy policy", "Categories"} <= metadata
     for _, _, operation in OPERATIONS:
@@ -132,7 +137,9 @@ def swagger_type(schema: dict[str, Any]) -> str | None:
         return swagger_type(kinds[0]) if kinds else None
     if "$ref" in schema:
         return "object"
-    return {"string": "string", "integer": "integer", "object": "object", "array": "array"}.get(schema.get("type", ""))
+    return {"string": "string", "integer": "integer", "object": "object", "array": "array", "boolean": "boolean"}.get(
+        schema.get("type", "")
+    )
 
 
 @pytest.mark.parametrize(
