@@ -5,6 +5,9 @@ Parses the request, calls the domain (``meeting_cancel.intake``) and maps its an
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import azure.functions as func
 
 from meeting_cancel import batches, callers, intake, service
@@ -15,23 +18,39 @@ from meeting_cancel.records import Status
 from .responses import json_response, problem_response, status_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def answers_problems(handler: Handler) -> Handler:
+    """Turns the domain's problems (and a storage outage) into their problem+json responses."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except Problem as problem:
+            return problem_response(problem)
+        except StorageUnavailable:
+            return problem_response(storage_unavailable())
+
+    return wrapper
+
+
+def caller_of(req: func.HttpRequest, app: service.Service) -> callers.Caller:
+    return callers.identify(req.headers, app.settings)
 
 
 @bp.route(route="cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
 def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        app = service.current()
-        accepted = intake.submit(
-            app,
-            req.get_body(),
-            caller=callers.identify(req.headers, app.settings),
-            content_type=req.headers.get("Content-Type"),
-            idempotency_key=req.headers.get("Idempotency-Key"),
-        )
-    except Problem as problem:
-        return problem_response(problem)
-    except StorageUnavailable:
-        return problem_response(storage_unavailable())
+    app = service.current()
+    accepted = intake.submit(
+        app,
+        req.get_body(),
+        caller=caller_of(req, app),
+        content_type=req.headers.get("Content-Type"),
+        idempotency_key=req.headers.get("Idempotency-Key"),
+    )
     record = accepted.record
     return json_response(
         202,
@@ -41,15 +60,10 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="cancellations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
 def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
-    request_id = req.route_params.get("id", "")
-    try:
-        app = service.current()
-        record = intake.find(app, request_id, caller=callers.identify(req.headers, app.settings))
-    except Problem as problem:
-        return problem_response(problem)
-    except StorageUnavailable:
-        return problem_response(storage_unavailable())
+    app = service.current()
+    record = intake.find(app, req.route_params.get("id", ""), caller=caller_of(req, app))
     if record.status in (Status.CANCELLED, Status.FAILED):
         return json_response(200, intake.status_view(record))
     return json_response(
@@ -60,21 +74,17 @@ def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="organizers/{organizer}/cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_problems
 def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        app = service.current()
-        view, preview = batches.submit(
-            app,
-            req.route_params.get("organizer", ""),
-            req.get_body(),
-            caller=callers.identify(req.headers, app.settings),
-            content_type=req.headers.get("Content-Type"),
-            idempotency_key=req.headers.get("Idempotency-Key"),
-        )
-    except Problem as problem:
-        return problem_response(problem)
-    except StorageUnavailable:
-        return problem_response(storage_unavailable())
+    app = service.current()
+    view, preview = batches.submit(
+        app,
+        req.route_params.get("organizer", ""),
+        req.get_body(),
+        caller=caller_of(req, app),
+        content_type=req.headers.get("Content-Type"),
+        idempotency_key=req.headers.get("Idempotency-Key"),
+    )
     if preview:
         return json_response(200, view)
     return _batch_response(req, view)

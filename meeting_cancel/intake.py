@@ -65,17 +65,8 @@ def submit(
         raise
     body_hash = _fingerprint(request)
     request_id = request_id_for(idempotency_key, caller)
-    record = StatusRecord(
-        id=request_id,
-        status=Status.QUEUED,
-        organizer=request.organizer,
-        event_id="" if request.needs_lookup else str(request.eventId),
-        target=request.target,
-        source="http",
-        has_comment=request.comment is not None,
-        body_hash=body_hash,
-        submitted_by=caller.label,
-        authorized_by=decision,
+    record = StatusRecord.queued(
+        request_id, request, source="http", body_hash=body_hash, submitted_by=caller.label, authorized_by=decision
     )
     try:
         stored = service.store.insert(record)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import CancelRequest
 
 ROW_KEY = "request"
 
@@ -60,6 +63,20 @@ class StatusRecord:
     graph_request_id: str | None = None
     graph_date: str | None = None
     etag: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def queued(cls, request_id: str, request: CancelRequest, *, source: str, **fields: Any) -> StatusRecord:
+        """A new record for a request; meetings named by iCalUId or occurrence get their id later."""
+        return cls(
+            id=request_id,
+            status=Status.QUEUED,
+            organizer=request.organizer,
+            event_id="" if request.needs_lookup else str(request.eventId),
+            target=request.target,
+            source=source,
+            has_comment=request.comment is not None,
+            **fields,
+        )
 
     def evolve(self, **changes: Any) -> StatusRecord:
         return replace(self, updated_at=utcnow(), **changes)

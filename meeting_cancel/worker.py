@@ -95,16 +95,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
 def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: str) -> StatusRecord:
     record = service.store.get(request_id)
     if record is None:
-        fresh = StatusRecord(
-            id=request_id,
-            status=Status.QUEUED,
-            organizer=request.organizer,
-            event_id="" if request.needs_lookup else str(request.eventId),
-            target=request.target,
-            source="queue",
-            has_comment=request.comment is not None,
-            submitted_by="queue",
-        )
+        fresh = StatusRecord.queued(request_id, request, source="queue", submitted_by="queue")
         record = service.store.insert(fresh) or service.store.get(request_id)
         if record is None:
             raise RetryLater(f"status record {request_id} could not be created")
