@@ -16,20 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import GraphError, IdentityUnavailable, StorageUnavailable
-from .intake import parse_json, request_id_for
+from .intake import parse_model, request_id_for
 from .models import (
     FIELD_HELP,
     MAX_COMMENT_LENGTH,
     QueuedCancelRequest,
     _check_comment,
     _check_organizer,
-    describe_errors,
-    validation_detail,
 )
 from .problems import Problem, storage_unavailable
 from .records import Status, StatusRecord, utcnow
@@ -128,7 +126,7 @@ def submit(
         organizer = _check_organizer(organizer)
     except PydanticCustomError as error:
         raise Problem(400, "invalidRequest", "Invalid organizer", f"organizer: {error.message()}") from None
-    window = _parse(body, content_type)
+    window = parse_model(body, WindowRequest, content_type=content_type)
     if not service.settings.organizers.allows(organizer):
         raise Problem(
             403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(organizer)
@@ -239,15 +237,6 @@ def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, 
             for c in sorted(children, key=lambda c: c.created_at)
         ],
     }
-
-
-def _parse(body: bytes, content_type: str | None) -> WindowRequest:
-    document = parse_json(body, content_type=content_type)
-    try:
-        return WindowRequest.model_validate(document)
-    except ValidationError as error:
-        errors = describe_errors(error, WindowRequest)
-        raise Problem(400, "invalidRequest", "Invalid batch request", validation_detail(errors), errors) from None
 
 
 def _hash(organizer: str, window: WindowRequest) -> str:

@@ -12,9 +12,9 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import StorageUnavailable
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .service import Service
 
 log = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
 POLL_AFTER_SECONDS = 2
 MAX_POLL_AFTER_SECONDS = 60
@@ -92,12 +93,17 @@ def submit(
 
 
 def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
+    return parse_model(body, CancelRequest, content_type=content_type)
+
+
+def parse_model(body: bytes, model: type[ModelT], *, content_type: str | None) -> ModelT:
+    """The body as ``model``, or a 4xx problem listing every bad field."""
     document = parse_json(body, content_type=content_type)
     try:
-        return CancelRequest.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as error:
-        errors = describe_errors(error, CancelRequest)
-        raise Problem(400, "invalidRequest", "Invalid cancel request", validation_detail(errors), errors) from None
+        errors = describe_errors(error, model)
+        raise Problem(400, "invalidRequest", "Invalid request", validation_detail(errors), errors) from None
 
 
 def parse_json(body: bytes, *, content_type: str | None) -> Any:

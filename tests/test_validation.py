@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
+from meeting_cancel import service
 from meeting_cancel.models import MAX_COMMENT_LENGTH
 
 from .conftest import ORGANIZER
@@ -64,12 +68,7 @@ def test_every_bad_field_is_listed_at_once(app: AppUnderTest) -> None:
 
 
 def test_object_id_organizer_is_accepted_in_lowercase(app: AppUnderTest) -> None:
-    app.settings["ALLOWED_ORGANIZERS"] = "*"
-    import os
-
     os.environ["ALLOWED_ORGANIZERS"] = "*"
-    from meeting_cancel import service
-
     service.reset()
     response = app.post({"organizer": "A1B2C3D4-0000-4000-8000-00000000ABCD", "eventId": VALID_ID})
     assert response.status == 202
@@ -96,7 +95,7 @@ def test_malformed_json_is_400(app: AppUnderTest, raw: bytes) -> None:
 
 @pytest.mark.parametrize("body", [[1, 2], "text", None])
 def test_a_body_that_is_not_an_object_is_400(app: AppUnderTest, body: object) -> None:
-    response = app.post(None, raw=__import__("json").dumps(body).encode())
+    response = app.post(None, raw=json.dumps(body).encode())
     assert response.status == 400
     assert "JSON object" in response.body["detail"]
 
