@@ -194,8 +194,9 @@ def _queue_children(
             submitted_by=caller.label,
             authorized_by=decision,
         )
-        if service.store.insert(record) is None:
-            continue  # queued by an earlier attempt of this batch
+        # A retry of a batch that failed half-way finds some records already there; their messages
+        # may be missing, so they are sent again: the worker completes a duplicate without a second call.
+        service.store.insert(record)
         message = QueuedCancelRequest(
             id=child_id, organizer=organizer, eventId=meeting.event_id, comment=window.comment
         )
