@@ -175,3 +175,28 @@ class CuttableProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def dead_endpoint_connection_string(azurite: Azurite, *, queue_dead: bool, table_dead: bool) -> str:
+    """Azurite's connection string with the queue and/or table endpoint moved to a closed port."""
+    from local_runner.azurite import free_port
+
+    dead = free_port()
+    parts = dict(part.split("=", 1) for part in azurite.connection_string.strip(";").split(";"))
+    if queue_dead:
+        parts["QueueEndpoint"] = f"http://127.0.0.1:{dead}/devstoreaccount1"
+    if table_dead:
+        parts["TableEndpoint"] = f"http://127.0.0.1:{dead}/devstoreaccount1"
+    return ";".join(f"{k}={v}" for k, v in parts.items())
+
+
+def queue_goes_down_after_start(azurite: Azurite) -> None:
+    """The running app's queue endpoint stops answering while its table keeps working."""
+    from meeting_cancel import service
+    from meeting_cancel.config import Settings
+
+    service.current()  # started: queues and table exist
+    os.environ["AzureWebJobsStorage"] = dead_endpoint_connection_string(azurite, queue_dead=True, table_dead=False)
+    service.reset()
+    service._storage_ready = True
+    service._current = service.Service.build(Settings.from_environ())

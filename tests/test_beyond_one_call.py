@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import Fault, GraphSandbox
+from meeting_cancel import service
 
 from .conftest import ATTENDEE, ORGANIZER
-from .support import AppUnderTest
+from .support import AppUnderTest, queue_goes_down_after_start
 
 WINDOW = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
@@ -204,3 +208,22 @@ def test_window_rules(app: AppUnderTest) -> None:
     assert backwards.body["errors"][0]["field"] == "to"
     assert "offset" in naive.body["detail"]
     assert outsider.status == 403
+
+
+def test_a_batch_retried_after_a_queue_outage_cancels_every_meeting(
+    app: AppUnderTest, sandbox: GraphSandbox, azurite: Azurite
+) -> None:
+    ids = [sandbox.create_event(ORGANIZER, f"Meeting {n}", [ATTENDEE], start=day(2 + n)) for n in range(2)]
+    working = os.environ["AzureWebJobsStorage"]
+    queue_goes_down_after_start(azurite)
+
+    failed = organizer_post(app, WINDOW, headers={"Idempotency-Key": "leaver-7"})
+    os.environ["AzureWebJobsStorage"] = working
+    service.reset()
+    retried = organizer_post(app, WINDOW, headers={"Idempotency-Key": "leaver-7"})
+    app.drain(wait_for_delayed=6)
+
+    assert failed.status == 503
+    assert retried.status == 202
+    assert [sandbox.successful_cancels(event_id) for event_id in ids] == [1, 1]
+    assert app.request("GET", f"/api/batches/{retried.body['id']}").body["counts"]["cancelled"] == 2

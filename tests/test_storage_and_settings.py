@@ -7,24 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from local_runner.azurite import Azurite, free_port
+from local_runner.azurite import Azurite
 from meeting_cancel import service
 from meeting_cancel.config import Settings
 from meeting_cancel.errors import ConfigurationError
 from meeting_cancel.status_store import StatusStore
 
 from .conftest import ORGANIZER
-from .support import AppUnderTest
-
-
-def dead_endpoint_connection_string(azurite: Azurite, *, queue_dead: bool, table_dead: bool) -> str:
-    dead = free_port()
-    parts = dict(part.split("=", 1) for part in azurite.connection_string.strip(";").split(";"))
-    if queue_dead:
-        parts["QueueEndpoint"] = f"http://127.0.0.1:{dead}/devstoreaccount1"
-    if table_dead:
-        parts["TableEndpoint"] = f"http://127.0.0.1:{dead}/devstoreaccount1"
-    return ";".join(f"{k}={v}" for k, v in parts.items())
+from .support import AppUnderTest, dead_endpoint_connection_string, queue_goes_down_after_start
 
 
 def test_storage_down_answers_503_with_retry_after(app: AppUnderTest, azurite: Azurite, meeting: str) -> None:
@@ -40,12 +30,7 @@ def test_storage_down_answers_503_with_retry_after(app: AppUnderTest, azurite: A
 
 
 def test_queue_down_leaves_no_half_written_request(app: AppUnderTest, azurite: Azurite, meeting: str) -> None:
-    service.current()  # queues and table exist, as in a running app
-    os.environ["AzureWebJobsStorage"] = dead_endpoint_connection_string(azurite, queue_dead=True, table_dead=False)
-    service.reset()
-    service._storage_ready = True  # the queue went down after start-up
-    broken = service.Service.build(Settings.from_environ())
-    service._current = broken
+    queue_goes_down_after_start(azurite)
 
     response = app.post({"organizer": ORGANIZER, "eventId": meeting}, headers={"Idempotency-Key": "k-1"})
     assert response.status == 503
