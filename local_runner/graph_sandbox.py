@@ -168,33 +168,25 @@ class GraphSandbox:
         ical_uid = ical_uid or (
             "040000008200E00074C5B7101A82E008" + hashlib.sha256(f"{organizer}{organizer_id}".encode()).hexdigest()[:40]
         )
+        copies = [(organizer, organizer_id, True)] + [
+            (attendee, rest_id(f"{attendee}/{organizer_id}"), False)
+            for attendee in attendees
+            if attendee.lower() in self.state.mailboxes
+        ]
         with self.state.lock:
-            self._store_event(
-                organizer,
-                organizer_id,
-                subject,
-                organizer,
-                attendees,
-                event_type,
-                ical_uid,
-                start,
-                end,
-                is_organizer=True,
-            )
-            for attendee in attendees:
-                if attendee.lower() in self.state.mailboxes:
-                    self._store_event(
-                        attendee,
-                        rest_id(f"{attendee}/{organizer_id}"),
-                        subject,
-                        organizer,
-                        attendees,
-                        event_type,
-                        ical_uid,
-                        start,
-                        end,
-                        is_organizer=False,
-                    )
+            for mailbox, copy_id, is_organizer in copies:
+                self._store_event(
+                    mailbox,
+                    copy_id,
+                    subject,
+                    organizer,
+                    attendees,
+                    event_type,
+                    ical_uid,
+                    start,
+                    end,
+                    is_organizer=is_organizer,
+                )
         return organizer_id
 
     def add_occurrences(self, organizer: str, master_id: str, starts: list[str], minutes: int = 30) -> list[str]:

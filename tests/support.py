@@ -200,3 +200,15 @@ def queue_goes_down_after_start(azurite: Azurite) -> None:
     service.reset()
     service._storage_ready = True
     service._current = service.Service.build(Settings.from_environ())
+
+
+def isolated_values(azurite: Azurite, prefix: str, **extra: str) -> dict[str, str]:
+    """Settings for an in-process runner with its own queue and table on the shared Azurite."""
+    suffix = os.urandom(4).hex()
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "CANCEL_QUEUE_NAME": f"{prefix}-{suffix}",
+        "STATUS_TABLE_NAME": f"{prefix}{suffix}",
+        "ALLOWED_ORGANIZERS": "@contoso.com",
+        **extra,
+    }

@@ -24,6 +24,8 @@ from local_runner.host import FunctionIndex, UnsupportedBinding
 from local_runner.runner import LocalRunner
 from local_runner.settings import load_values
 
+from .support import isolated_values
+
 
 def read_banner(process: subprocess.Popen[str], timeout: float = 90) -> str:
     assert process.stdout is not None
@@ -112,14 +114,7 @@ def runner(azurite: Azurite, tmp_path: Path) -> Iterator[LocalRunner]:
             }
         )
     )
-    suffix = os.urandom(4).hex()
-    values = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "CANCEL_QUEUE_NAME": f"run-{suffix}",
-        "STATUS_TABLE_NAME": f"run{suffix}",
-        "ALLOWED_ORGANIZERS": "@contoso.com",
-        "GRAPH_TIMEOUT_SECONDS": "2",
-    }
+    values = isolated_values(azurite, "run", GRAPH_TIMEOUT_SECONDS="2")
     local = LocalRunner(port=0, host_json=host_json, values=values, data_dir=tmp_path).start()
     yield local
     local.stop()

@@ -22,7 +22,7 @@ from local_runner.runner import LocalRunner
 from meeting_cancel import service
 
 from .conftest import ATTENDEE, ORGANIZER
-from .support import AppUnderTest, CuttableProxy
+from .support import AppUnderTest, CuttableProxy, isolated_values
 
 
 def test_same_idempotency_key_and_body_returns_the_same_request_and_queues_nothing_new(
@@ -195,13 +195,7 @@ def test_burst_of_200_requests_ends_cancelled_once_each(azurite: Azurite, tmp_pa
     host_json.write_text(
         json.dumps({"version": "2.0", "extensions": {"queues": {**queues, "visibilityTimeout": "00:00:01"}}})
     )
-    suffix = os.urandom(4).hex()
-    values = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "CANCEL_QUEUE_NAME": f"burst-{suffix}",
-        "STATUS_TABLE_NAME": f"burst{suffix}",
-        "ALLOWED_ORGANIZERS": "@contoso.com",
-    }
+    values = isolated_values(azurite, "burst")
     runner = LocalRunner(port=0, host_json=host_json, values=values, data_dir=tmp_path).start()
     try:
         assert runner.sandbox is not None
@@ -247,7 +241,7 @@ def test_burst_of_200_requests_ends_cancelled_once_each(azurite: Azurite, tmp_pa
         throttled = sum(1 for call in sandbox.calls("cancel") if call.get("status") == 429)
         for _, event_id in events:
             assert sandbox.successful_cancels(event_id) == 1
-        poison = QueueClient.from_connection_string(azurite.connection_string, f"burst-{suffix}-poison")
+        poison = QueueClient.from_connection_string(azurite.connection_string, values["CANCEL_QUEUE_NAME"] + "-poison")
         assert poison.peek_messages() == []
         print(f"\nburst: 200 requests over 4 mailboxes cancelled in {elapsed:.1f} s; {throttled} 429s received")
     finally:
