@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from meeting_cancel.models import CancellationError, CancellationStatus, CancelRequest, GraphErrorDetail
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR = ROOT / "connector"
 REFERENCE = ROOT.parent / "shared" / "reference" / "power-platform"
 

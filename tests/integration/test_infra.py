@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from pycep import BicepParser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 REFERENCE = ROOT.parent / "shared" / "reference"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
