@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from meeting_cancel import batches, callers, intake, service
+from meeting_cancel import batches, callers, config, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
 from meeting_cancel.records import Status
@@ -18,6 +18,9 @@ from meeting_cancel.records import Status
 from .responses import json_response, problem_response, status_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+# Read once, when the host indexes the functions: functionKey mode keeps the host's key check,
+# entra mode leaves the gate to App Service Authentication (config.http_auth_level says why).
+CALLER_AUTH_LEVEL = func.AuthLevel(config.http_auth_level())
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
@@ -40,7 +43,7 @@ def caller_of(req: func.HttpRequest, app: service.Service) -> callers.Caller:
     return callers.identify(req.headers, app.settings)
 
 
-@bp.route(route="cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="cancellations", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
 def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
@@ -59,7 +62,7 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="cancellations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="cancellations/{id}", methods=["GET"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
 def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
@@ -73,7 +76,7 @@ def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="organizers/{organizer}/cancellations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="organizers/{organizer}/cancellations", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
 def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
@@ -90,7 +93,7 @@ def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
     return _batch_response(req, view)
 
 
-@bp.route(route="batches/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="batches/{id}", methods=["GET"], auth_level=CALLER_AUTH_LEVEL)
 def get_batch(req: func.HttpRequest) -> func.HttpResponse:
     try:
         app = service.current()
@@ -113,4 +116,15 @@ def _batch_response(req: func.HttpRequest, view: dict[str, object]) -> func.Http
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Liveness: the process answers. Says nothing of storage or Graph, so a probe never restarts
+    a healthy instance because a dependency is down."""
     return json_response(200, {"status": "ok"})
+
+
+@bp.route(route="health/ready", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def readiness(req: func.HttpRequest) -> func.HttpResponse:
+    """Readiness: whether storage and the managed identity answer now (one read, one cached token)."""
+    checks = service.readiness()
+    ready = all(state == "ok" for state in checks.values())
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    return json_response(200, body) if ready else json_response(503, body, {"Retry-After": "10"})

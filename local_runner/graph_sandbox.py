@@ -139,10 +139,12 @@ class GraphSandbox:
         self._server.server_close()
 
     # ----- arranging state (tests and the seed)
-    def add_mailbox(self, upn: str, display_name: str = "", *, has_mailbox: bool = True) -> Mailbox:
+    def add_mailbox(
+        self, upn: str, display_name: str = "", *, has_mailbox: bool = True, object_id: str | None = None
+    ) -> Mailbox:
         mailbox = Mailbox(
             upn=upn.lower(),
-            id=str(uuid.uuid5(uuid.NAMESPACE_DNS, upn.lower())),
+            id=(object_id or str(uuid.uuid5(uuid.NAMESPACE_DNS, upn.lower()))).lower(),
             display_name=display_name or upn.split("@")[0],
             has_mailbox=has_mailbox,
         )
@@ -486,6 +488,8 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         self, method: str, segments: list[str], query: dict[str, list[str]], body: bytes, record: dict[str, Any]
     ) -> tuple[int, Any]:
         state = self.sandbox.state
+        if len(segments) == 2 and segments[0] == "users" and method == "GET":
+            return self._user(segments[1])
         if len(segments) < 3 or segments[0] != "users" or segments[2] not in ("events", "calendarView"):
             return 400, {"code": "BadRequest", "message": "Unsupported path in the sandbox."}
         with state.lock:
@@ -562,6 +566,20 @@ class _SandboxHandler(BaseHTTPRequestHandler):
                 )
             )
         return 200, page
+
+    def _user(self, key: str) -> tuple[int, Any]:
+        """GET /users/{id | userPrincipalName}: a directory read, so a user without a mailbox is
+        found too; an unknown one is Graph's directory 404, ``Request_ResourceNotFound``."""
+        lowered = key.lower()
+        state = self.sandbox.state
+        found = state.mailboxes.get(lowered) or next((m for m in state.mailboxes.values() if m.id == lowered), None)
+        if found is None:
+            return 404, {
+                "code": "Request_ResourceNotFound",
+                "message": f"Resource '{key}' does not exist or one of its queried reference-property objects "
+                "are not present.",
+            }
+        return 200, {"id": found.id, "userPrincipalName": found.upn, "displayName": found.display_name}
 
     def _mailbox(self, key: str) -> Mailbox | tuple[int, dict[str, str]]:
         state = self.sandbox.state
@@ -654,6 +672,8 @@ def _ical_uid_filter(query: dict[str, list[str]]) -> str | None:
 
 
 def _operation(method: str, segments: list[str]) -> str:
+    if len(segments) == 2:
+        return "user"
     if len(segments) > 2 and segments[2] == "calendarView":
         return "calendarView"
     if len(segments) == 5 and segments[4] == "instances":

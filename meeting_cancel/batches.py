@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import GraphError, IdentityUnavailable, StorageUnavailable
-from .intake import parse_model, request_id_for
+from .intake import organizer_resolver, parse_model, request_id_for
 from .models import (
     FIELD_HELP,
     MAX_COMMENT_LENGTH,
@@ -131,7 +131,7 @@ def submit(
         raise Problem(
             403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(organizer)
         )
-    decision = authorize_submit(caller, organizer)
+    decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
     batch_id = request_id_for(idempotency_key, caller)
     try:
         meetings = find_meetings(service, organizer, window, batch_id)

@@ -9,6 +9,13 @@ The app permission can cancel any meeting in the tenant, so the service decides 
   unless they hold the ``Meetings.Cancel.Any`` app role; an application needs that role. Reading a
   request's status takes being its submitter or holding ``Cancellations.Read.All``.
 
+Decisions rest on the claims Microsoft says can be trusted for authorization: ``tid`` (the
+principal's tenant must be the service's, ``ENTRA_TENANT_ID``) and ``oid`` (the organizer must
+resolve to the caller's object id). ``preferred_username``, ``upn`` and ``email`` are never used:
+the claims reference ("Access token claims reference", learn.microsoft.com/entra/identity-platform/
+access-token-claims-reference) says they are mutable and, for email, unverified. Guests (``idp``
+names another issuer, or ``acct`` is 1) are refused: they cannot organize a mailbox of this tenant.
+
 The principal header is trusted only when the platform says authentication is on
 (``WEBSITE_AUTH_ENABLED=True``); anywhere else it is a forgery and gets 401.
 """
@@ -18,11 +25,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
+from .models import GUID
 from .problems import Problem
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
@@ -30,12 +38,9 @@ ROLE_CANCEL_ANY = "Meetings.Cancel.Any"
 ROLE_READ_ALL = "Cancellations.Read.All"
 FUNCTION_KEY_CALLER = "functionKey"
 _OID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
-_UPN = (
-    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
-    "upn",
-    "preferred_username",
-    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-)
+_TID = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid")
+_IDP = ("http://schemas.microsoft.com/identity/claims/identityprovider", "idp")
+_ACCOUNT_TYPE = ("acct",)
 _SCOPE = ("http://schemas.microsoft.com/identity/claims/scope", "scp")
 _APP_ID = ("appid", "azp")
 
@@ -44,7 +49,6 @@ _APP_ID = ("appid", "azp")
 class Caller:
     kind: str  # "functionKey", "user" or "app"
     id: str
-    upn: str | None = None
     roles: frozenset[str] = frozenset()
 
     @property
@@ -72,11 +76,18 @@ def identify(headers: Mapping[str, str], settings: Settings) -> Caller:
             "Sign-in required",
             "Sign in with Microsoft Entra ID: send a bearer token for this app's registration.",
         )
-    return _from_principal(encoded)
+    return _from_principal(encoded, tenant_id=settings.entra_tenant_id)
 
 
-def authorize_submit(caller: Caller, organizer: str) -> str:
-    """The rule that lets the caller cancel for this organizer, or a 403 naming the rule that refused."""
+ObjectIdResolver = Callable[[str], str | None]
+
+
+def authorize_submit(caller: Caller, organizer: str, *, object_id_of: ObjectIdResolver) -> str:
+    """The rule that lets the caller cancel for this organizer, or a 403 naming the rule that refused.
+
+    ``object_id_of`` resolves an organizer's userPrincipalName to its object id (Graph ``GET
+    /users/{upn}``); it is called only for a signed-in user naming an organizer by UPN.
+    """
     if caller.kind == FUNCTION_KEY_CALLER:
         return "function key"
     if ROLE_CANCEL_ANY in caller.roles:
@@ -88,7 +99,8 @@ def authorize_submit(caller: Caller, organizer: str) -> str:
             "App role required",
             f"Applications need the app role {ROLE_CANCEL_ANY} to cancel meetings.",
         )
-    if organizer.lower() in {caller.id.lower(), (caller.upn or "").lower()}:
+    organizer_oid = organizer.lower() if GUID.fullmatch(organizer) else object_id_of(organizer)
+    if organizer_oid is not None and organizer_oid.lower() == caller.id:
         return "the caller is the organizer"
     raise Problem(
         403,
@@ -110,7 +122,7 @@ def authorize_read(caller: Caller, submitted_by: str | None) -> None:
     )
 
 
-def _from_principal(encoded: str) -> Caller:
+def _from_principal(encoded: str, *, tenant_id: str | None) -> Caller:
     try:
         principal: Any = json.loads(base64.b64decode(encoded, validate=False))
         claims = [(str(c["typ"]), str(c["val"])) for c in principal.get("claims", [])]
@@ -118,18 +130,39 @@ def _from_principal(encoded: str) -> Caller:
         raise Problem(
             401, "invalidPrincipal", "Invalid principal header", f"{PRINCIPAL_HEADER} could not be read."
         ) from None
+    tid = (_first(claims, _TID) or "").lower()
+    if not tid or tid != tenant_id:
+        raise Problem(
+            403,
+            "wrongTenant",
+            "Caller from another tenant",
+            "Only principals of this service's Microsoft Entra tenant may call it; the token "
+            + ("names no tenant (tid)." if not tid else f"was issued for tenant {tid}."),
+        )
+    oid = (_first(claims, _OID) or "").lower()
+    if not GUID.fullmatch(oid):
+        raise Problem(
+            403,
+            "objectIdRequired",
+            "No object id",
+            "The token carries no object id (oid); the service authorizes on oid and tid only, never on "
+            "an e-mail address or user name. Request an access token for this app's registration.",
+        )
+    idp = _first(claims, _IDP)
+    if _first(claims, _ACCOUNT_TYPE) == "1" or (idp and tid not in idp.lower()):
+        raise Problem(
+            403,
+            "guestNotAllowed",
+            "Guests may not call",
+            "Guest accounts cannot organize meetings in this tenant's mailboxes; sign in with a member "
+            "account of the tenant.",
+        )
     role_type = principal.get("role_typ") or "roles"
     roles = frozenset(value for kind, value in claims if kind in (role_type, "roles"))
-    oid = _first(claims, _OID)
-    upn = _first(claims, _UPN)
-    if _first(claims, _SCOPE) or upn:
-        if not oid:
-            raise Problem(401, "invalidPrincipal", "Invalid principal header", "The token has no object id.")
-        return Caller(kind="user", id=oid.lower(), upn=upn, roles=roles)
-    app_id = _first(claims, _APP_ID) or oid
-    if not app_id:
-        raise Problem(401, "invalidPrincipal", "Invalid principal header", "The token names no application.")
-    return Caller(kind="app", id=app_id.lower(), roles=roles)
+    if _first(claims, _SCOPE):
+        return Caller(kind="user", id=oid, roles=roles)
+    app_id = (_first(claims, _APP_ID) or oid).lower()
+    return Caller(kind="app", id=app_id, roles=roles)
 
 
 def _first(claims: list[tuple[str, str]], kinds: tuple[str, ...]) -> str | None:

@@ -26,6 +26,7 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Settings:
     queue_host: QueueHostSettings
     caller_auth: str = "functionKey"
     platform_auth_enabled: bool = False
+    entra_tenant_id: str | None = None
     graph_credential: str = "managed_identity"
     graph_timeout_seconds: float = 30.0
     graph_max_concurrency: int = 4
@@ -100,6 +102,7 @@ class Settings:
             queue_host=read_queue_host_settings(host_json or APP_ROOT / "host.json"),
             caller_auth=_caller_auth(env),
             platform_auth_enabled=_platform_auth(env),
+            entra_tenant_id=_entra_tenant_id(env),
             graph_credential=_graph_credential(env),
             graph_timeout_seconds=_number(env, "GRAPH_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             graph_max_concurrency=int(_number(env, "GRAPH_MAX_CONCURRENCY", 4, minimum=1)),
@@ -153,6 +156,32 @@ def _caller_auth(env: Mapping[str, str]) -> str:
             "WEBSITE_AUTH_ENABLED=True)",
             setting="CALLER_AUTH",
         )
+    return value
+
+
+def http_auth_level(environ: Mapping[str, str] | None = None) -> str:
+    """The auth level the HTTP functions register with, decided by ``CALLER_AUTH``.
+
+    The Functions host checks function keys before any code runs, so routes behind App Service
+    Authentication must be anonymous or every Entra caller gets the host's 401 (Microsoft's HTTP
+    trigger docs, "Secure an HTTP endpoint in production"); the code's own checks still apply.
+    Function-key mode never becomes anonymous.
+    """
+    return "anonymous" if _caller_auth(os.environ if environ is None else environ) == "entra" else "function"
+
+
+def _entra_tenant_id(env: Mapping[str, str]) -> str | None:
+    """The tenant whose principals may call in entra mode: ``tid`` is checked against it."""
+    value = (env.get("ENTRA_TENANT_ID") or "").strip().lower()
+    if not value:
+        if _caller_auth(env) == "entra":
+            raise ConfigurationError(
+                "required with CALLER_AUTH=entra: the directory (tenant) id whose callers are accepted",
+                setting="ENTRA_TENANT_ID",
+            )
+        return None
+    if not _GUID.fullmatch(value):
+        raise ConfigurationError(f"{value!r} is not a tenant id (a GUID)", setting="ENTRA_TENANT_ID")
     return value
 
 

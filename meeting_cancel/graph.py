@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +28,7 @@ from .records import utcnow
 log = logging.getLogger(__name__)
 USER_AGENT = "meeting-cancel-service/1.0"
 CONNECT_TIMEOUT_SECONDS = 5.0
+USER_CACHE_SECONDS = 300.0
 
 # (HTTP status, Graph error code) -> our code; a None code matches any code with that status.
 PERMANENT_CODES: dict[tuple[int, str | None], str] = {
@@ -68,6 +70,8 @@ class GraphClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
+        self._user_ids: dict[str, tuple[str, float]] = {}
+        self._clock: Callable[[], float] = time.monotonic
 
     def prepare_token(self) -> None:
         """Fetches (or reuses) the token before an attempt is recorded, so an identity outage is
@@ -90,6 +94,23 @@ class GraphClient:
                 return False
             raise
         return not bool(response.json().get("isCancelled"))
+
+    def user_object_id(self, user: str, *, request_id: str) -> str:
+        """The object id of a user named by userPrincipalName, cached for a few minutes.
+
+        ``GET /users/{upn}?$select=id`` needs the application permission User.Read.All (Graph's
+        "Get user" reference); it is asked only in entra mode, for a signed-in user who names the
+        organizer by UPN. A missing user raises ``GraphPermanentError`` with status 404.
+        """
+        key = user.lower()
+        now = self._clock()
+        cached = self._user_ids.get(key)
+        if cached and cached[1] > now:
+            return cached[0]
+        url = f"{self._base}/{graph_path('users', user)}"
+        object_id = str(self._call("GET", url, request_id=request_id, params={"$select": "id"}).json()["id"]).lower()
+        self._user_ids[key] = (object_id, now + USER_CACHE_SECONDS)
+        return object_id
 
     def find_by_ical_uid(self, organizer: str, ical_uid: str, *, request_id: str) -> list[str]:
         """The ids of the organizer's events with this iCalUId (a single meeting or a series master)."""

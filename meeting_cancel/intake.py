@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .callers import Caller, authorize_read, authorize_submit
-from .errors import StorageUnavailable
+from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
+from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
     TRACKING_ID,
     CancellationError,
@@ -60,7 +60,7 @@ def submit(
             403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(request.organizer)
         )
     try:
-        decision = authorize_submit(caller, request.organizer)
+        decision = authorize_submit(caller, request.organizer, object_id_of=organizer_resolver(service))
     except Problem as refusal:
         log.warning("refused: %s (caller %s)", refusal.code, caller.label)
         raise
@@ -90,6 +90,35 @@ def submit(
         decision,
     )
     return Accepted(stored, replayed=False)
+
+
+def organizer_resolver(service: Service) -> ObjectIdResolver:
+    """Resolves an organizer's UPN to its object id through Graph, as authorization problems."""
+
+    def object_id_of(upn: str) -> str | None:
+        try:
+            return service.graph.user_object_id(upn, request_id=str(uuid.uuid4()))
+        except GraphPermanentError as error:
+            if error.answer.status == 404:
+                return None
+            raise Problem(
+                403,
+                "organizerUnresolvable",
+                "Organizer cannot be checked",
+                "The service could not look up the organizer's object id (Graph answered "
+                f"{error.answer.status}); send the organizer as an object id, or grant the service's "
+                "identity the User.Read.All application permission.",
+            ) from None
+        except (GraphError, IdentityUnavailable):
+            raise Problem(
+                503,
+                "graphUnavailable",
+                "Graph unavailable",
+                "The service could not look up the organizer in Microsoft Graph; nothing was queued. Try again.",
+                retry_after=10,
+            ) from None
+
+    return object_id_of
 
 
 def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:

@@ -64,6 +64,26 @@ def current() -> Service:
         return _current
 
 
+def readiness() -> dict[str, str]:
+    """Reachability of storage and of the managed identity, each "ok" or "unavailable"."""
+    from .errors import IdentityUnavailable, MeetingCancelError, StorageUnavailable
+
+    checks: dict[str, str] = {}
+    try:
+        app = current()
+        app.store.get("readiness-probe")
+        checks["storage"] = "ok"
+    except (StorageUnavailable, MeetingCancelError):
+        checks["storage"] = "unavailable"
+        return {**checks, "identity": "unknown"}
+    try:
+        app.graph.prepare_token()
+        checks["identity"] = "ok"
+    except IdentityUnavailable:
+        checks["identity"] = "unavailable"
+    return checks
+
+
 def reset() -> None:
     """Forgets the process's service, so the next call reads the settings again (tests, reloads)."""
     global _current, _storage_ready

@@ -21,12 +21,23 @@ from .support import AppUnderTest
 ADELE_OID = "0d5d8c5e-1111-4aaa-8bbb-000000000001"
 ALEX_OID = "0d5d8c5e-1111-4aaa-8bbb-000000000002"
 APP_ID = "9f0e1d2c-2222-4ccc-8ddd-000000000003"
+APP_OBJECT_ID = "9f0e1d2c-2222-4ccc-8ddd-000000000004"  # app-only tokens carry the service principal's oid
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OTHER_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
 
 
 def principal(
-    *, oid: str | None = None, upn: str | None = None, roles: tuple[str, ...] = (), app_id: str | None = None
+    *,
+    oid: str | None = None,
+    upn: str | None = None,
+    roles: tuple[str, ...] = (),
+    app_id: str | None = None,
+    tid: str | None = TENANT,
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> str:
-    claims: list[dict[str, str]] = []
+    claims: list[dict[str, str]] = [{"typ": typ, "val": val} for typ, val in extra]
+    if tid:
+        claims.append({"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tid})
     if oid:
         claims.append({"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid})
     if upn:
@@ -46,10 +57,17 @@ ALEX = principal(oid=ALEX_OID, upn=ATTENDEE)
 
 
 @pytest.fixture
-def entra(app: AppUnderTest) -> AppUnderTest:
+def entra(app: AppUnderTest, sandbox: GraphSandbox) -> AppUnderTest:
     os.environ.update(
-        {"CALLER_AUTH": "entra", "WEBSITE_AUTH_ENABLED": "True", "ALLOWED_ORGANIZERS": f"@contoso.com, {ADELE_OID}"}
+        {
+            "CALLER_AUTH": "entra",
+            "WEBSITE_AUTH_ENABLED": "True",
+            "ENTRA_TENANT_ID": TENANT,
+            "ALLOWED_ORGANIZERS": f"@contoso.com, {ADELE_OID}",
+        }
     )
+    sandbox.add_mailbox(ORGANIZER, object_id=ADELE_OID)
+    sandbox.add_mailbox(ATTENDEE, object_id=ALEX_OID)
     service.reset()
     return app
 
@@ -63,6 +81,89 @@ def test_a_principal_header_without_platform_authentication_is_a_forgery(app: Ap
     assert response.status == 401
     assert response.body["code"] == "untrustedPrincipal"
     assert app.visible_messages() == 0
+
+
+def test_entra_mode_without_a_tenant_id_stops_start_up() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ(
+            {
+                "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                "CALLER_AUTH": "entra",
+                "WEBSITE_AUTH_ENABLED": "True",
+            }
+        )
+    assert raised.value.setting == "ENTRA_TENANT_ID"
+
+
+def test_a_principal_of_another_tenant_whose_email_names_the_organizer_is_refused(
+    entra: AppUnderTest, meeting: str
+) -> None:
+    """The reproduction: an email claim set by another tenant's user named Adele's meetings."""
+    intruder = principal(
+        oid=ALEX_OID,
+        tid=OTHER_TENANT,
+        extra=(("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", ORGANIZER),),
+        upn=ORGANIZER,
+    )
+    response = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(intruder))
+    assert response.status == 403
+    assert response.body["code"] == "wrongTenant"
+    assert OTHER_TENANT in response.body["detail"]
+    assert entra.visible_messages() == 0
+
+
+def test_an_email_only_principal_is_refused_with_the_reason(entra: AppUnderTest, meeting: str) -> None:
+    email_only = principal(
+        extra=(
+            ("preferred_username", ORGANIZER),
+            ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", ORGANIZER),
+            ("http://schemas.microsoft.com/identity/claims/scope", "user_impersonation"),
+        )
+    )
+    response = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(email_only))
+    assert response.status == 403
+    assert response.body["code"] == "objectIdRequired"
+    assert "oid" in response.body["detail"]
+
+
+def test_a_guest_is_refused_even_with_a_matching_upn(entra: AppUnderTest, meeting: str) -> None:
+    guest = principal(
+        oid=ADELE_OID,
+        upn=ORGANIZER,
+        extra=(
+            (
+                "http://schemas.microsoft.com/identity/claims/identityprovider",
+                f"https://sts.windows.net/{OTHER_TENANT}/",
+            ),
+        ),
+    )
+    response = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(guest))
+    assert response.status == 403
+    assert response.body["code"] == "guestNotAllowed"
+
+
+def test_the_upn_claim_does_not_make_a_user_the_organizer(entra: AppUnderTest, meeting: str) -> None:
+    """Only the object id counts: Alex's token claiming Adele's UPN is still Alex."""
+    impostor = principal(oid=ALEX_OID, upn=ORGANIZER)
+    response = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(impostor))
+    assert response.status == 403
+    assert response.body["code"] == "notYourMeeting"
+
+
+def test_the_organizer_upn_is_resolved_once_through_graph(
+    entra: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    for _ in range(3):
+        assert entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(ADELE)).status == 202
+    lookups = sandbox.calls("user")
+    assert len(lookups) == 1
+    assert lookups[0]["mailbox"] == ORGANIZER
+
+
+def test_an_unknown_organizer_upn_is_not_the_caller(entra: AppUnderTest, meeting: str) -> None:
+    response = entra.post({"organizer": "nobody@contoso.com", "eventId": meeting}, headers=as_caller(ADELE))
+    assert response.status == 403
+    assert response.body["code"] == "notYourMeeting"
 
 
 def test_entra_mode_without_platform_authentication_stops_start_up() -> None:
@@ -107,11 +208,13 @@ def test_the_cancel_any_role_allows_any_allowed_organizer_but_not_beyond_the_pol
 
 
 def test_an_application_needs_the_cancel_any_role(entra: AppUnderTest, meeting: str) -> None:
-    bare = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(principal(app_id=APP_ID)))
+    bare = entra.post(
+        {"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(principal(app_id=APP_ID, oid=APP_OBJECT_ID))
+    )
     assert bare.status == 403
     assert bare.body["code"] == "appRoleRequired"
 
-    trusted = principal(app_id=APP_ID, roles=("Meetings.Cancel.Any",))
+    trusted = principal(app_id=APP_ID, oid=APP_OBJECT_ID, roles=("Meetings.Cancel.Any",))
     response = entra.post({"organizer": ORGANIZER, "eventId": meeting}, headers=as_caller(trusted))
     assert response.status == 202
     assert response.body["submittedBy"] == f"app:{APP_ID}"

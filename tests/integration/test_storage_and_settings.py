@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,16 @@ def test_importing_the_app_with_a_bad_setting_fails_with_its_name(project_root: 
     )
     assert result.returncode != 0
     assert "ALLOWED_ORGANIZERS" in result.stderr
+
+
+def test_readiness_reports_storage_and_identity_while_liveness_stays_ok(app: AppUnderTest, azurite: Azurite) -> None:
+    assert app.request("GET", "/api/health/ready").body == {
+        "status": "ready",
+        "checks": {"storage": "ok", "identity": "ok"},
+    }
+    app.sandbox.state.identity_down_until = time.time() + 60
+    service.reset()
+    down = app.request("GET", "/api/health/ready")
+    assert down.status == 503
+    assert down.body["checks"]["identity"] == "unavailable"
+    assert app.request("GET", "/api/health").body == {"status": "ok"}
