@@ -34,8 +34,19 @@ param apiClientId string = ''
 @description('The Microsoft Graph national cloud; sets GRAPH_BASE_URL (and so the token scope).')
 param graphCloud string = 'global'
 
-@description('Grant the identity the Graph application permission Calendars.ReadWrite here. The deployer then needs AppRoleAssignment.ReadWrite.All; otherwise an administrator grants it (see README).')
-param grantGraphPermission bool = false
+@description('E-mail address for alerts (poisoned message, failure rate, sustained Graph throttling). Empty: no action group and no alert rules.')
+param alertEmailAddress string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Alert when failed final outcomes exceed this percentage of all final outcomes over 15 minutes.')
+param alertFailureRatePercent int = 10
+
+// The Graph permission (GRANT_GRAPH_PERMISSION=true) is granted after provisioning by
+// infra/scripts/postprovision.sh, not here: a grant to an identity created in the same deployment
+// fails with "Not a valid reference update" until Entra ID replicates the new service principal
+// (microsoftgraph/msgraph-bicep-types#193, open), and the Microsoft Graph Bicep extension deploys in
+// the public cloud only (learn.microsoft.com/graph/templates/limitations). See README, "Deploy".
 
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -47,6 +58,7 @@ var graphBaseUrls = {
   china: 'https://microsoftgraph.chinacloudapi.cn/v1.0'
 }
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -97,6 +109,17 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
+// Entra mode without a client id would deploy an authentication config that accepts no token:
+// app/checks.bicep stops the deployment with a message instead.
+module checks 'app/checks.bicep' = {
+  name: 'checks'
+  scope: rg
+  params: {
+    callerAuth: callerAuth
+    apiClientId: apiClientId
+  }
+}
+
 module api 'app/api.bicep' = {
   name: 'api'
   scope: rg
@@ -104,7 +127,8 @@ module api 'app/api.bicep' = {
     name: functionAppName
     planName: '${abbrs.webServerFarms}${resourceToken}'
     location: location
-    tags: union(tags, { 'azd-service-name': 'api' })
+    tags: tags
+    serviceName: 'api'
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
@@ -117,18 +141,33 @@ module api 'app/api.bicep' = {
     graphBaseUrl: graphBaseUrls[graphCloud]
     allowedOrganizers: allowedOrganizers
     callerAuth: callerAuth
-    apiClientId: apiClientId
+    apiClientId: checks.outputs.apiClientId
   }
   dependsOn: [
     rbac
   ]
 }
 
-module graphPermission 'app/graph-permission.bicep' = if (grantGraphPermission) {
-  name: 'graph-permission'
+module dashboard 'app/dashboard.bicep' = {
+  name: 'dashboard'
   scope: rg
   params: {
-    principalId: identity.outputs.principalId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module alerts 'app/alerts.bicep' = if (!empty(alertEmailAddress)) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    emailAddress: alertEmailAddress
+    failureRatePercent: alertFailureRatePercent
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    location: location
+    tags: tags
   }
 }
 

@@ -3,7 +3,10 @@
 param name string
 param planName string
 param location string
+@description('Tags for every resource; the app alone also gets azd-service-name (azd wants one host resource per service).')
 param tags object
+@description('The azd service this app hosts (the services key in azure.yaml).')
+param serviceName string = 'api'
 param identityId string
 param identityClientId string
 param storageBlobEndpoint string
@@ -17,6 +20,10 @@ param graphBaseUrl string
 param allowedOrganizers string
 param callerAuth string
 param apiClientId string
+@description('The tenant whose callers entra mode accepts (their tid claim must match).')
+param tenantId string = tenant().tenantId
+@description('Largest request body in bytes: the host refuses larger ones with 413 before they reach the worker.')
+param requestBodyLimitBytes int = 65536
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -37,6 +44,9 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// Only the app carries azd-service-name: azd looks the service's host up by that tag and, before
+// 1.23.4, failed when the plan carried it too ("expecting only '1' resource tagged",
+// Azure/azure-dev cli/azd/pkg/project/resource_manager.go).
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: callers and Power Automate reach the API over the internet; function keys or Entra ID guard it
   // checkov:skip=CKV_AZURE_17: callers authenticate with function keys or Entra ID tokens, not client certificates
@@ -44,9 +54,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: /api/health exists; Flex Consumption does not take siteConfig.healthCheckPath
   // checkov:skip=CKV_AZURE_70: httpsOnly is set; the check does not follow Flex Consumption's property layout
   // checkov:skip=CKV_AZURE_145: minTlsVersion 1.2 is set in siteConfig
+  // checkov:skip=CKV_AZURE_78: FTP is off through the ftp basicPublishingCredentialsPolicies below; Flex Consumption rejects siteConfig.ftpsState
   name: name
   location: location
-  tags: tags
+  tags: union(tags, { 'azd-service-name': serviceName })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -58,10 +69,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
+    // No ftpsState here: Flex Consumption rejects it (ARM error 51021); FTP is off through the
+    // basicPublishingCredentialsPolicies 'ftp' below.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -104,13 +116,19 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
     AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // Local authentication is off, so the host sends its telemetry with the identity (which holds
+    // Monitoring Metrics Publisher, rbac.bicep); format from the Functions app settings reference.
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
     AZURE_CLIENT_ID: identityClientId
     CANCEL_QUEUE_NAME: queueName
     STATUS_TABLE_NAME: tableName
     GRAPH_BASE_URL: graphBaseUrl
     ALLOWED_ORGANIZERS: allowedOrganizers
     CALLER_AUTH: callerAuth
+    ENTRA_TENANT_ID: tenantId
+    // Read by the host's HttpRequestBodySizeMiddleware (Azure/azure-functions-host,
+    // EnvironmentSettingNames.FunctionsRequestBodySizeLimit): Kestrel answers 413 to a larger body.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(requestBodyLimitBytes)
     PYTHON_THREADPOOL_THREAD_COUNT: '16'
   }
 }

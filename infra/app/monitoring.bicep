@@ -33,4 +33,6 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output applicationInsightsName string = applicationInsights.name
+output applicationInsightsId string = applicationInsights.id
+output logAnalyticsId string = logAnalytics.id
 output applicationInsightsConnectionString string = applicationInsights.properties.ConnectionString

@@ -1,5 +1,9 @@
-"""The deployment, checked offline: every Bicep file parses, checkov passes, and the templates keep
-the promises (no shared keys, identity-based storage, least-privilege roles, no secrets)."""
+"""The deployment, checked offline: every Bicep file parses, checkov passes, the templates keep the
+promises (no shared keys, identity-based storage, least-privilege roles, no secrets), and the azd
+hook that grants the Graph permission retries while a new identity replicates.
+
+Resource types and properties are checked against Azure's type definitions in
+tests/unit/test_infra_types.py; this file holds the checks that run tools or scripts."""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from pycep import BicepParser
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "reference"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -38,14 +42,14 @@ def config(template: dict[str, Any], resource: str) -> dict[str, Any]:
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_every_bicep_file_parses(path: Path) -> None:
     parsed = BicepParser().parse(file_path=path)
-    assert parsed.get("resources") or parsed.get("modules")
+    assert parsed.get("resources") or parsed.get("modules") or parsed.get("outputs")
 
 
 def test_checkov_bicep_checks_pass_with_reasons_for_every_skip() -> None:
     checkov = Path(os.environ.get("CHECKOV", ROOT / ".venv-tools" / "bin" / "checkov"))
     assert checkov.exists(), "checkov is installed by 'make test' into .venv-tools"
-    # checkov's Bicep parser predates the 'extension' keyword; graph-permission.bicep declares only
-    # Microsoft Graph resources, for which checkov has no checks. It is parsed by the test above.
+    # checkov's Bicep parser (pycep 0.5) predates fail(); app/checks.bicep declares no resource, only
+    # the parameter check that uses it, so checkov has nothing to check there. pycep 0.7 parses it above.
     result = subprocess.run(
         [
             str(checkov),
@@ -58,7 +62,7 @@ def test_checkov_bicep_checks_pass_with_reasons_for_every_skip() -> None:
             "-o",
             "json",
             "--skip-path",
-            "infra/app/graph-permission.bicep",
+            "infra/app/checks.bicep",
         ],
         capture_output=True,
         text=True,
@@ -103,8 +107,10 @@ def test_function_app_is_flex_consumption_python_311_with_identity_everywhere() 
     assert app["identity"]["type"] == "UserAssigned"
     properties = app["properties"]
     assert properties["httpsOnly"] is True
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
+    assert "ftpsState" not in properties["siteConfig"]  # Flex Consumption rejects it
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
+    for policy in ("ftpCredentials", "scmCredentials"):  # FTP and basic-auth publishing stay off
+        assert config(api, policy)["properties"] == {"allow": False}
     function_config = properties["functionAppConfig"]
     assert function_config["runtime"] == {"name": "python", "version": "3.11"}
     assert function_config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
@@ -161,16 +167,6 @@ def test_monitoring_disables_local_authentication() -> None:
     assert config(monitoring, "logAnalytics")["properties"]["features"]["disableLocalAuth"] is True
 
 
-def test_graph_grant_is_calendars_read_write_and_optional() -> None:
-    graph = parse("app/graph-permission.bicep")
-    assert graph["variables"]["calendarsReadWriteAppRoleId"]["value"] == "ef54d2bf-783f-4e0f-bca1-3210c0444d99"
-    assert graph["variables"]["microsoftGraphAppId"]["value"] == "00000003-0000-0000-c000-000000000000"
-    assert graph["resources"]["calendarsReadWrite"]["type"] == "Microsoft.Graph/appRoleAssignedTo"
-    main = parse("main.bicep")
-    assert main["parameters"]["grantGraphPermission"]["default"] is False
-    assert main["modules"]["graphPermission"]["config"]["condition"] == "grantGraphPermission"
-
-
 def test_main_offers_caller_mode_and_national_clouds_and_upper_snake_outputs() -> None:
     main = parse("main.bicep")
     caller = main["parameters"]["callerAuth"]
@@ -185,10 +181,7 @@ def test_main_offers_caller_mode_and_national_clouds_and_upper_snake_outputs() -
 
 
 def load_schema(relative: str) -> dict[str, Any]:
-    path = REFERENCE / relative
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the shared reference schemas sit beside the project at ../shared")
-    return dict(json.loads(path.read_text()))
+    return dict(json.loads((REFERENCE / relative).read_text()))
 
 
 @pytest.mark.parametrize(
@@ -200,3 +193,114 @@ def load_schema(relative: str) -> dict[str, Any]:
 )
 def test_function_files_validate_against_the_published_schemas(document: str, schema: str) -> None:
     jsonschema.validate(json.loads((ROOT / document).read_text()), load_schema(schema))
+
+
+# --- azd: the version it needs, and the hook that grants the Graph permission ---------------------
+
+SCRIPTS = INFRA / "scripts"
+GRAPH_SP = "5b1f0c2e-0000-4000-8000-00000000c0de"
+PRINCIPAL = "9d3e7a10-0000-4000-8000-0000000000aa"
+
+# A stand-in for the Azure CLI on PATH: answers `az rest` as Graph would while a new identity is
+# still replicating (STUB_NOT_REPLICATED_FOR calls answer 404), records every call in STUB_LOG.
+STUB_AZ = r"""#!/usr/bin/env bash
+echo "$*" >> "$STUB_LOG"
+count=$(( $(cat "$STUB_STATE" 2>/dev/null || echo 0) + 1 )); echo "$count" > "$STUB_STATE"
+case "$*" in
+  *"appId='00000003-0000-0000-c000-000000000000'"*) echo "$STUB_GRAPH_SP" ;;
+  *"--method GET"*appRoleAssignments*)
+    if [ "$STUB_MODE" = forbidden ]; then
+      echo "ERROR: Forbidden({\"error\":{\"code\":\"Authorization_RequestDenied\"}})" >&2; exit 1
+    fi
+    if [ "$(grep -c appRoleAssignments "$STUB_LOG")" -le "$STUB_NOT_REPLICATED_FOR" ]; then
+      echo "ERROR: Not Found({\"error\":{\"code\":\"Request_ResourceNotFound\"}})" >&2; exit 1
+    fi
+    if [ "$STUB_MODE" = granted ]; then echo 1; else echo 0; fi ;;
+  *"--method POST"*) echo '{"id": "assignment"}' ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def run_hook(
+    tmp_path: Path, mode: str = "new", not_replicated_for: int = 0, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "az").write_text(STUB_AZ)
+    (bin_dir / "az").chmod(0o755)
+    log = tmp_path / "az.log"
+    settings = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "STUB_STATE": str(tmp_path / "az.count"),
+        "STUB_MODE": mode,
+        "STUB_NOT_REPLICATED_FOR": str(not_replicated_for),
+        "STUB_GRAPH_SP": GRAPH_SP,
+        "MANAGED_IDENTITY_PRINCIPAL_ID": PRINCIPAL,
+        "GRAPH_BASE_URL": "https://graph.microsoft.us/v1.0",
+        "GRANT_ATTEMPTS": "4",
+        "GRANT_RETRY_SECONDS": "0",
+        **env,
+    }
+    result = subprocess.run(
+        ["sh", str(SCRIPTS / "postprovision.sh")], capture_output=True, text=True, timeout=60, check=False, env=settings
+    )
+    return result, (log.read_text().splitlines() if log.exists() else [])
+
+
+def test_azure_yaml_names_the_azd_version_and_the_postprovision_hook() -> None:
+    import yaml  # type: ignore[import-untyped]
+
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert project["requiredVersions"]["azd"] == ">= 1.23.4"
+    assert project["services"] == {"api": {"project": ".", "language": "python", "host": "function"}}
+    hook = project["hooks"]["postprovision"]
+    assert hook["posix"] == {"shell": "sh", "run": "infra/scripts/postprovision.sh"}
+    assert hook["windows"] == {"shell": "pwsh", "run": "infra/scripts/postprovision.ps1"}
+    for script in (hook["posix"]["run"], hook["windows"]["run"]):
+        assert (ROOT / script).exists()
+    ignored = (ROOT / ".funcignore").read_text().split()
+    assert "tests" in ignored, "tests (and so tests/reference) stay out of the package"
+
+
+def test_without_grant_graph_permission_the_hook_calls_nothing(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, GRANT_GRAPH_PERMISSION="false")
+    assert result.returncode == 0, result.stderr
+    assert calls == []
+    assert "an administrator grants Calendars.ReadWrite" in result.stdout
+
+
+def test_the_grant_waits_for_a_new_identity_to_replicate_then_assigns_once(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, not_replicated_for=2, GRANT_GRAPH_PERMISSION="true")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("retrying") == 2
+    posts = [c for c in calls if "--method POST" in c]
+    assert len(posts) == 1
+    assert f"servicePrincipals/{PRINCIPAL}/appRoleAssignments" in posts[0]
+    assert '"appRoleId": "ef54d2bf-783f-4e0f-bca1-3210c0444d99"' in posts[0]
+    assert f'"resourceId": "{GRAPH_SP}"' in posts[0]
+    assert all("--resource https://graph.microsoft.us " in c and "https://graph.microsoft.us/v1.0/" in c for c in calls)
+    assert "Granted Calendars.ReadWrite (application)" in result.stdout
+
+
+def test_an_existing_grant_is_left_alone(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, mode="granted", GRANT_GRAPH_PERMISSION="true")
+    assert result.returncode == 0, result.stderr
+    assert not any("--method POST" in c for c in calls)
+    assert "already granted" in result.stdout
+
+
+def test_a_refusal_for_lack_of_rights_stops_at_once(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, mode="forbidden", GRANT_GRAPH_PERMISSION="true")
+    assert result.returncode == 1
+    assert len([c for c in calls if "appRoleAssignments" in c]) == 1
+    assert "may not assign app roles" in result.stderr
+
+
+def test_the_retries_are_bounded(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, not_replicated_for=99, GRANT_GRAPH_PERMISSION="true", GRANT_ATTEMPTS="3")
+    assert result.returncode == 1
+    assert len([c for c in calls if "appRoleAssignments" in c]) == 3
+    assert "gave up after 3 attempts" in result.stderr
+    assert not any("--method POST" in c for c in calls)
