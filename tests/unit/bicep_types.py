@@ -294,3 +294,37 @@ def check_file(path: Path, index: TypeIndex) -> list[str]:
             if spec.get("default") is None and param not in passed:
                 checker.fail(f"module {name}", f"does not pass required parameter {param!r} of {target.name}")
     return checker.problems
+
+
+class DeploymentFailed(Exception):
+    """fail() was reached: Azure Resource Manager would stop the deployment with this message."""
+
+
+def evaluate(expression: Any, values: dict[str, Any]) -> Any:
+    """The value of an expression in pycep's tree, for the small subset the templates use to decide
+    (conditions, checks): identifiers, literals, ==, &&, !, empty(), fail() and ?:."""
+    if isinstance(expression, str):
+        return values.get(expression, expression)
+    if not is_expression(expression):
+        return expression
+    if is_expression(expression, "function"):
+        function = expression["function"]
+        arguments = [evaluate(a, values) for a in function["parameters"].values()]
+        if function["type"] == "fail":
+            raise DeploymentFailed(arguments[0])
+        if function["type"] == "empty":
+            return not arguments[0]
+        raise NotImplementedError(function["type"])
+    operator = expression["operator"]
+    operands = operator["operands"]
+    if operator["type"] == "conditional":
+        branch = "true_value" if evaluate(operands["condition"], values) else "false_value"
+        return evaluate(operands[branch], values)
+    if operator["type"] == "not":
+        return not evaluate(operands["bool_value"], values)
+    left, right = (evaluate(operands[k], values) for k in ("operand_1", "operand_2"))
+    if operator["type"] == "equals":
+        return left == right
+    if operator["type"] == "and":
+        return bool(left) and bool(right)
+    raise NotImplementedError(operator["type"])

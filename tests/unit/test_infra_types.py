@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pycep import BicepParser
 
-from tests.unit.bicep_types import FLEX_CONSUMPTION_REJECTED_SITE_CONFIG, TypeIndex, check_file
+from tests.unit.bicep_types import (
+    FLEX_CONSUMPTION_REJECTED_SITE_CONFIG,
+    DeploymentFailed,
+    TypeIndex,
+    check_file,
+    evaluate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -174,40 +179,6 @@ def test_a_module_parameter_the_module_does_not_declare_fails(tmp_path: Path, in
     assert check_file(caller, index) == [
         "caller.bicep: module identity: does not pass required parameter 'tags' of identity.bicep"
     ]
-
-
-# --- The decisions main.bicep makes from its parameters, evaluated on pycep's parse tree ---------
-
-
-def evaluate(expression: Any, parameters: dict[str, Any]) -> Any:
-    """The value of the small expression subset main.bicep uses for its checks; fail() raises."""
-    if isinstance(expression, str):
-        return parameters.get(expression, expression)
-    if not isinstance(expression, dict):
-        return expression
-    if "function" in expression:
-        function = expression["function"]
-        arguments = [evaluate(a, parameters) for a in function["parameters"].values()]
-        if function["type"] == "fail":
-            raise DeploymentFailed(arguments[0])
-        if function["type"] == "empty":
-            return not arguments[0]
-        raise NotImplementedError(function["type"])
-    operator = expression["operator"]
-    operands = operator["operands"]
-    if operator["type"] == "conditional":
-        branch = "true_value" if evaluate(operands["condition"], parameters) else "false_value"
-        return evaluate(operands[branch], parameters)
-    left, right = (evaluate(operands[k], parameters) for k in ("operand_1", "operand_2"))
-    if operator["type"] == "equals":
-        return left == right
-    if operator["type"] == "and":
-        return bool(left) and bool(right)
-    raise NotImplementedError(operator["type"])
-
-
-class DeploymentFailed(Exception):
-    pass
 
 
 def test_entra_without_an_api_client_id_fails_the_deployment_with_a_message() -> None:
