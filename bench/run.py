@@ -84,6 +84,7 @@ class Bench:
         self.sandbox.add_mailbox(ORGANIZER)
         self.sandbox.state.limits = Limits(concurrent_per_mailbox=4, retry_after=1.0, latency_seconds=GRAPH_LATENCY)
         self.session = requests.Session()
+        self.session.headers["x-functions-key"] = self.runner.http.host_key  # the host checks keys first
         self.polls = 0
 
     def pause_worker(self) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 from types import FrameType
 
 from .graph_sandbox import rest_id
-from .runner import LocalRunner
+from .index import UnsupportedBinding
+from .keys import KEY_HEADER, KEY_SETTING
+from .runner import LocalRunner, StartupError
 
 
 def main() -> int:
@@ -28,7 +30,11 @@ def main() -> int:
     runner = LocalRunner(port=int(os.environ.get("PORT", "7071")))
     if os.environ.get("LOCAL_DATA_DIR"):
         runner.data_dir = Path(os.environ["LOCAL_DATA_DIR"])
-    runner.start()
+    try:
+        runner.start()
+    except (StartupError, UnsupportedBinding) as error:
+        print(f"local_runner: {error}", file=sys.stderr, flush=True)
+        return 1
     try:
         print(banner(runner), flush=True)
         stop.wait()
@@ -41,32 +47,55 @@ def main() -> int:
 def banner(runner: LocalRunner) -> str:
     assert runner.http is not None
     api = f"{runner.http.base_url}/api"
+    # The curl lines read the key where it is kept, so they work when copied into a script.
+    key = f"$(cat {runner.host_key_file})" if runner.host_key_file else f"${KEY_SETTING}"
     lines = ["", "Local function host ready.", f"  HTTP functions   {api}/cancellations, {api}/health"]
+    if runner.host_key_file:
+        lines.append(
+            f"  function key     {runner.http.host_key} (new each start, in {runner.host_key_file}; "
+            f"send it as {KEY_HEADER} or ?code=)"
+        )
+    else:
+        lines.append(f"  function key     the value of {KEY_SETTING} (send it as {KEY_HEADER} or ?code=)")
     for listener in runner.listeners:
         lines.append(f"  queue function   {listener.function.name} on '{listener.function.queue_name}'")
-    if runner.azurite:
-        lines.append(
-            f"  Azurite          queue {runner.azurite.queue_port}, table {runner.azurite.table_port}, "
-            f"data in {runner.azurite.data_dir}"
-        )
+    for timer in runner.timers:
+        lines.append(f"  timer function   {timer.function.name} on '{timer.function.schedule.expression}' (UTC)")
+    storage = runner.values.get("AzureWebJobsStorage", "")
+    if runner.azurite or runner.shared_azurite:
+        how = "already running, shared" if runner.shared_azurite else f"data in {runner.data_dir / 'azurite'}"
+        ports = _ports(storage, runner)
+        lines.append(f"  Azurite          development account devstoreaccount1, {ports} ({how})")
+        if storage.lower() == "usedevelopmentstorage=true":
+            lines.append(
+                "                   the same queue for Storage Explorer, az storage: UseDevelopmentStorage=true"
+            )
     if runner.sandbox:
         sandbox = runner.sandbox.base_url
         lines += [
             f"  Graph sandbox    {runner.sandbox.graph_base_url} (attendees' notices: {sandbox}/sandbox/outbox)",
             "",
             "Cancel a seeded meeting:",
-            f"  curl -i -X POST {api}/cancellations -H 'Content-Type: application/json' \\",
+            f'  curl -i -X POST {api}/cancellations -H "{KEY_HEADER}: {key}" \\',
+            "    -H 'Content-Type: application/json' \\",
             '    -d \'{"organizer": "adele.vance@contoso.com", "eventId": "'
             + rest_id("demo/planning")
             + '", "comment": "Planning moves to January."}\'',
             "Then poll the Location header it returns, e.g.",
-            f"  curl {api}/cancellations/<id>",
+            f'  curl -H "{KEY_HEADER}: {key}" {api}/cancellations/<id>',
             f"and see who was told: curl {sandbox}/sandbox/outbox",
         ]
     else:
         lines.append(f"  Graph            {runner.values.get('GRAPH_BASE_URL')}")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _ports(storage: str, runner: LocalRunner) -> str:
+    if runner.azurite:
+        a = runner.azurite
+        return f"blob {a.blob_port}, queue {a.queue_port}, table {a.table_port}"
+    return "blob 10000, queue 10001, table 10002"
 
 
 if __name__ == "__main__":

@@ -1,26 +1,40 @@
 """Starts and stops Azurite, the storage emulator, for the runner and the tests.
 
-Each start gets a fresh random account key (``AZURITE_ACCOUNTS``), so no key is ever written
-down; the connection string is built from it.
+``UseDevelopmentStorage=true`` means Azurite's well-known development account on 127.0.0.1 ports
+10000 (blob), 10001 (queue) and 10002 (table), as everywhere else (Azure/Azurite README, "Default
+Storage Account" and "Connection Strings"; azure-storage-queue and azure-data-tables expand the
+setting to the same): Storage Explorer, ``az storage`` and the SDKs reach the runner's queue with it.
+``Azurite.development`` starts that one; the default ``Azurite(...)`` is an isolated instance on
+free ports with a fresh random key, for tests.
+
+Azurite runs under ``azurite_guard.py``, which stops it once and cleanly when the runner stops or
+dies (see there why a parent-death signal did not).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
+GUARD = Path(__file__).resolve().with_name("azurite_guard.py")
 ACCOUNT = "devstoreaccount1"
+# Public and documented by Microsoft (Azure/Azurite README, "Default Storage Account"): it is the
+# same on every machine and protects nothing; it is what UseDevelopmentStorage=true stands for.
+WELL_KNOWN_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+DEVELOPMENT_PORTS = (10000, 10001, 10002)  # blob, queue, table
+PortState = Literal["free", "azurite", "other"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,6 +54,40 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def port_state(host: str, port: int) -> PortState:
+    """Whether a port is free, served by an Azurite (its ``Server: Azurite-…`` header), or held by
+    something else."""
+    try:
+        connection = socket.create_connection((host, port), timeout=1.0)
+    except OSError:
+        return "free"
+    with connection:
+        try:
+            connection.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 16384:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except OSError:
+            return "other"
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"server" and value.strip().lower().startswith(b"azurite"):
+            return "azurite"
+    return "other"
+
+
+def connection_string(host: str, key: str, blob_port: int, queue_port: int, table_port: int) -> str:
+    base = f"http://{host}"
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint={base}:{blob_port}/{ACCOUNT};QueueEndpoint={base}:{queue_port}/{ACCOUNT};"
+        f"TableEndpoint={base}:{table_port}/{ACCOUNT};"
+    )
+
+
 @dataclass
 class Azurite:
     data_dir: Path
@@ -50,14 +98,15 @@ class Azurite:
     key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
     process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def development(cls, data_dir: Path, ports: tuple[int, int, int] = DEVELOPMENT_PORTS) -> Azurite:
+        """The development account on the well-known ports (or others, for a second stack)."""
+        blob, queue, table = ports
+        return cls(data_dir, blob_port=blob, queue_port=queue, table_port=table, key=WELL_KNOWN_ACCOUNT_KEY)
+
     @property
     def connection_string(self) -> str:
-        base = f"http://{self.host}"
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};"
-            f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT};QueueEndpoint={base}:{self.queue_port}/{ACCOUNT};"
-            f"TableEndpoint={base}:{self.table_port}/{ACCOUNT};"
-        )
+        return connection_string(self.host, self.key, self.blob_port, self.queue_port, self.table_port)
 
     def start(self, timeout: float = 30.0) -> Azurite:
         if not AZURITE_BIN.exists():
@@ -90,7 +139,12 @@ class Azurite:
         env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{self.key}"}
         log_file = (self.data_dir / "azurite.log").open("ab")
         self.process = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=log_file, start_new_session=True, preexec_fn=_die_with_parent
+            [sys.executable, str(GUARD), *command],
+            stdin=subprocess.PIPE,
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops it in order
         )
         log_file.close()
         for port in (self.queue_port, self.table_port):
@@ -109,19 +163,15 @@ class Azurite:
 
     def _stop_and_read_errors(self) -> str:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+        if process is not None:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()  # the guard stops Azurite once, cleanly
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log_path = self.data_dir / "azurite.log"
         return log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
-
-
-def _die_with_parent() -> None:
-    """Asks Linux to stop Azurite if the runner itself is killed, so no orphan keeps the ports."""
-    with contextlib.suppress(OSError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -18,6 +18,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox
 from local_runner.host import FunctionIndex, HttpHost, QueueListener
+from local_runner.keys import KEY_HEADER
 from meeting_cancel.config import QueueHostSettings, StorageSettings
 
 # The host's semantics with the waits shortened, so retries happen within a test.
@@ -67,6 +68,8 @@ class AppUnderTest:
     ) -> Response:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if not any(name.lower() == KEY_HEADER for name in all_headers):
+            all_headers[KEY_HEADER] = self.http.host_key  # the host checks function keys first
         return Response(self.http.handle(method, path, all_headers, data))
 
     def post(self, body: Any, **kwargs: Any) -> Response:

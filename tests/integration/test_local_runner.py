@@ -46,12 +46,19 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.slow
-def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Path, tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("GRAPH_BASE_URL", "IDENTITY_ENDPOINT")}
-    env.update({"PORT": str(port), "LOCAL_DATA_DIR": str(tmp_path / "local"), "PYTHONUNBUFFERED": "1"})
-    process = subprocess.Popen(
+def start_runner_process(project_root: Path, data_dir: Path, **settings: str) -> subprocess.Popen[str]:
+    """``python -m local_runner`` with its own data dir and, unless told, its own storage ports."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GRAPH_BASE_URL", "IDENTITY_ENDPOINT", "LOCAL_HOST_KEY")}
+    env.update(
+        {
+            "PORT": str(free_port()),
+            "LOCAL_DATA_DIR": str(data_dir),
+            "LOCAL_STORAGE_PORTS": ",".join(str(free_port()) for _ in range(3)),
+            "PYTHONUNBUFFERED": "1",
+            **settings,
+        }
+    )
+    return subprocess.Popen(
         [sys.executable, "-m", "local_runner"],
         cwd=project_root,
         env=env,
@@ -59,22 +66,36 @@ def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Pat
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@pytest.mark.slow
+def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Path, tmp_path: Path) -> None:
+    process = start_runner_process(project_root, tmp_path / "local")
     try:
         banner = read_banner(process)
+        api = re.search(r"HTTP functions\s+(http://127\.0\.0\.1:(\d+)/api)/cancellations", banner)
         curl = re.search(r"-d '(\{.*\})'", banner)
-        assert curl, banner
         sandbox_url = re.search(r"Graph sandbox\s+(http://127\.0\.0\.1:\d+)/v1\.0", banner)
+        storage = re.search(r"blob (\d+), queue (\d+), table (\d+)", banner)
+        assert api, banner
+        assert curl, banner
         assert sandbox_url, banner
-        azurite_ports = [int(p) for p in re.search(r"Azurite\s+queue (\d+), table (\d+)", banner).groups()]
+        assert storage, banner
+        port = int(api.group(2))
+        key = (tmp_path / "local" / "host-key").read_text().strip()
+        assert key in banner
+        assert oct((tmp_path / "local" / "host-key").stat().st_mode & 0o777) == "0o600"
 
         body = json.loads(curl.group(1))
         assert body["eventId"] == rest_id("demo/planning")
-        response = requests.post(f"http://127.0.0.1:{port}/api/cancellations", json=body, timeout=10)
+        url = f"{api.group(1)}/cancellations"
+        assert requests.post(url, json=body, timeout=10).status_code == 401  # the host wants the key
+        response = requests.post(url, json=body, headers={"x-functions-key": key}, timeout=10)
         assert response.status_code == 202
         location = response.headers["Location"]
         status = {}
         for _ in range(60):
-            reply = requests.get(location, timeout=10)
+            reply = requests.get(location, params={"code": key}, timeout=10)
             status = reply.json()
             if reply.status_code == 200:
                 break
@@ -86,11 +107,14 @@ def test_make_run_cancels_the_seeded_meeting_and_stops_cleanly(project_root: Pat
         assert {n["comment"] for n in outbox} == {body["comment"]}
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     sandbox_port = int(sandbox_url.group(1).rsplit(":", 1)[1])
-    for closed in (port, sandbox_port, *azurite_ports):
+    for closed in (port, sandbox_port, *(int(p) for p in storage.groups())):
         assert not port_open(closed), f"port {closed} still open after the runner stopped"
+    azurite_log = (tmp_path / "local" / "azurite" / "azurite.log").read_text()
+    for service in ("Blob", "Queue", "Table"):
+        assert azurite_log.count(f"Azurite {service} service successfully closed") == 1, azurite_log
 
 
 @pytest.fixture
@@ -120,11 +144,18 @@ def runner(azurite: Azurite, tmp_path: Path) -> Iterator[LocalRunner]:
     local.stop()
 
 
+def key_of(runner: LocalRunner) -> dict[str, str]:
+    assert runner.http is not None
+    return {"x-functions-key": runner.http.host_key}
+
+
 def wait_for_status(runner: LocalRunner, request_id: str, timeout: float = 30) -> dict[str, object]:
     assert runner.http is not None
     deadline = time.monotonic() + timeout
     while True:
-        reply = requests.get(f"{runner.http.base_url}/api/cancellations/{request_id}", timeout=10)
+        reply = requests.get(
+            f"{runner.http.base_url}/api/cancellations/{request_id}", headers=key_of(runner), timeout=10
+        )
         if reply.status_code == 200 or time.monotonic() > deadline:
             return dict(reply.json())
         time.sleep(0.2)
@@ -155,8 +186,9 @@ def test_a_message_that_always_fails_reaches_poison_after_max_dequeue_count(runn
         runner.values["AzureWebJobsStorage"], runner.values["CANCEL_QUEUE_NAME"] + "-poison"
     )
     requests.post(
-        f"{runner.http.base_url}/api/cancellations",
-        timeout=10,  # type: ignore[union-attr]
+        f"{runner.http.base_url}/api/cancellations",  # type: ignore[union-attr]
+        timeout=10,
+        headers=key_of(runner),
         json={"organizer": "adele.vance@contoso.com", "eventId": rest_id("demo/planning")},
     )
 
@@ -177,6 +209,7 @@ def test_attendee_copy_fails_with_the_organizer_error(runner: LocalRunner) -> No
     reply = requests.post(
         f"{runner.http.base_url}/api/cancellations",
         timeout=10,
+        headers=key_of(runner),
         json={"organizer": "alex.wilber@contoso.com", "eventId": attendee_copy},
     )
     status = wait_for_status(runner, reply.json()["id"])
@@ -189,11 +222,11 @@ def test_attendee_copy_fails_with_the_organizer_error(runner: LocalRunner) -> No
 def test_an_unknown_trigger_type_stops_start_up_with_its_name() -> None:
     app = func.FunctionApp()
 
-    @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer")
-    def tick(timer: func.TimerRequest) -> None:
+    @app.blob_trigger(arg_name="blob", path="incoming/{name}", connection="AzureWebJobsStorage")
+    def arrived(blob: func.InputStream) -> None:
         return None
 
-    with pytest.raises(UnsupportedBinding, match="timerTrigger"):
+    with pytest.raises(UnsupportedBinding, match="blobTrigger"):
         FunctionIndex.discover(app, {})
 
 
@@ -220,10 +253,20 @@ def test_a_binding_expression_naming_an_unset_setting_stops_start_up() -> None:
         FunctionIndex.discover(app, {})
 
 
-def test_local_settings_then_environment_which_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"A": "from-file", "B": "from-file"}}))
-    monkeypatch.setenv("B", "from-env")
-    assert load_values(tmp_path) == {"A": "from-file", "B": "from-env"}
+def test_every_environment_variable_is_a_setting_and_wins_over_local_settings(tmp_path: Path) -> None:
+    """As Core Tools: StartHostAction.UpdateEnvironmentVariables skips a local setting whose
+    environment variable is set and not empty."""
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"Values": {"A": "from-file", "B": "from-file", "EMPTY": "from-file"}})
+    )
+    environ = {"B": "from-env", "GRAPH_BASE_URL": "https://graph.microsoft.com/v1.0", "EMPTY": ""}
+    values = load_values(tmp_path, environ)
+    assert values == {
+        "A": "from-file",
+        "B": "from-env",
+        "EMPTY": "from-file",
+        "GRAPH_BASE_URL": "https://graph.microsoft.com/v1.0",
+    }
 
 
 def test_without_local_settings_the_committed_example_is_the_default(project_root: Path, tmp_path: Path) -> None:

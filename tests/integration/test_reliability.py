@@ -219,6 +219,7 @@ def test_burst_of_200_requests_ends_cancelled_once_each(azurite: Azurite, tmp_pa
             reply = requests.post(
                 f"{runner.http.base_url}/api/cancellations",  # type: ignore[union-attr]
                 json={"organizer": pair[0], "eventId": pair[1]},
+                headers={"x-functions-key": runner.http.host_key},  # type: ignore[union-attr]
                 timeout=30,
             )
             assert reply.status_code == 202
@@ -230,7 +231,11 @@ def test_burst_of_200_requests_ends_cancelled_once_each(azurite: Azurite, tmp_pa
         deadline = time.monotonic() + 240
         while pending and time.monotonic() < deadline:
             for request_id in list(pending):
-                reply = requests.get(f"{runner.http.base_url}/api/cancellations/{request_id}", timeout=10)
+                reply = requests.get(
+                    f"{runner.http.base_url}/api/cancellations/{request_id}",
+                    headers={"x-functions-key": runner.http.host_key},
+                    timeout=10,
+                )
                 if reply.status_code == 200:
                     assert reply.json()["status"] == "cancelled", reply.json()
                     pending.discard(request_id)

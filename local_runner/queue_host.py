@@ -1,0 +1,187 @@
+"""Queue triggers with the host's semantics read from host.json: batchSize, newBatchThreshold,
+polling backoff up to maxPollingInterval, visibilityTimeout after a failure, maxDequeueCount then
+``<queue>-poison``, and messageEncoding (a message that cannot be decoded goes to poison at once)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import azure.functions.queue as func_queue
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue import QueueClient, QueueMessage
+
+from meeting_cancel.config import QueueHostSettings, StorageSettings
+from meeting_cancel.storage import queue_client
+
+from .index import QueueFunction, invocation_log
+
+log = logging.getLogger("local_runner.host")
+MESSAGE_LEASE_SECONDS = 300
+MIN_POLL_SECONDS = 0.1
+
+
+class QueueListener:
+    """Polls one queue and runs its function, with the host's retry and poison semantics."""
+
+    def __init__(self, function: QueueFunction, storage: StorageSettings, host_settings: QueueHostSettings) -> None:
+        self.function = function
+        self.settings = host_settings
+        self.queue: QueueClient = queue_client(storage, function.queue_name)
+        self.poison: QueueClient = queue_client(storage, f"{function.queue_name}-poison")
+        threshold = host_settings.new_batch_threshold
+        self.new_batch_threshold = threshold if threshold is not None else host_settings.batch_size // 2
+        self._pool = ThreadPoolExecutor(
+            max_workers=host_settings.batch_size + self.new_batch_threshold, thread_name_prefix=f"queue-{function.name}"
+        )
+        self._in_flight: set[Future[None]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_queues(self) -> None:
+        """Creates the queue and its poison queue, as the host does on start-up."""
+        for client in (self.queue, self.poison):
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+
+    def start(self) -> QueueListener:
+        self.start_queues()
+        self._thread = threading.Thread(target=self._loop, name=f"poll-{self.function.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        delay = MIN_POLL_SECONDS
+        while not self._stop.is_set():
+            with self._lock:
+                busy = len(self._in_flight)
+            if busy > self.new_batch_threshold:
+                self._stop.wait(0.02)
+                continue
+            try:
+                messages = self._receive()
+            except AzureError as error:
+                log.warning(
+                    "queue %s: polling failed (%s); backing off", self.function.queue_name, type(error).__name__
+                )
+                messages = []
+            if not messages:
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.max_polling_interval_seconds)
+                continue
+            delay = MIN_POLL_SECONDS
+            for message in messages:
+                future = self._pool.submit(self._process, message)
+                with self._lock:
+                    self._in_flight.add(future)
+                future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+        error = future.exception()
+        if error is not None:
+            log.error("queue %s: the host failed to handle a message: %r", self.function.queue_name, error)
+
+    def _receive(self) -> list[QueueMessage]:
+        pages = self.queue.receive_messages(
+            messages_per_page=self.settings.batch_size,
+            visibility_timeout=MESSAGE_LEASE_SECONDS,
+            max_messages=self.settings.batch_size,
+        )
+        return list(pages)
+
+    def drain_once(self) -> int:
+        """Receives one batch and processes it before returning (for tests); the count handled."""
+        messages = self._receive()
+        futures = [self._pool.submit(self._process, m) for m in messages]
+        for future in futures:
+            future.result()
+        return len(messages)
+
+    def _process(self, message: QueueMessage) -> None:
+        body = _message_body(message.content, self.settings.message_encoding)
+        if body is None:
+            log.error(
+                "queue %s: message %s is not valid %s; moving it to poison",
+                self.function.queue_name,
+                message.id,
+                self.settings.message_encoding,
+            )
+            self._to_poison(message)
+            return
+        invocation_id = str(uuid.uuid4())
+        log.info(
+            "Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s)",
+            self.function.name,
+            self.function.queue_name,
+            invocation_id,
+        )
+        trigger = func_queue.QueueMessage(  # type: ignore[no-untyped-call]
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+        started = time.perf_counter()
+        try:
+            self.function.call(**{self.function.argument: trigger})
+        except Exception as error:
+            invocation_log(self.function.name, started, invocation_id, error)
+            self._failed(message)
+            return
+        invocation_log(self.function.name, started, invocation_id, None)
+        self._complete(message)
+
+    def _complete(self, message: QueueMessage) -> None:
+        try:
+            self.queue.delete_message(message)
+        except AzureError as error:
+            log.warning(
+                "could not delete message %s (%s); it will be delivered again", message.id, type(error).__name__
+            )
+
+    def _failed(self, message: QueueMessage) -> None:
+        try:
+            if (message.dequeue_count or 0) >= self.settings.max_dequeue_count:
+                log.warning(
+                    "Message has reached MaxDequeueCount of %d. Moving message to queue '%s-poison'.",
+                    self.settings.max_dequeue_count,
+                    self.function.queue_name,
+                )
+                self._to_poison(message)
+            else:
+                self.queue.update_message(message, visibility_timeout=int(self.settings.visibility_timeout_seconds))
+        except AzureError as error:
+            log.warning("could not return message %s (%s); its lease will expire", message.id, type(error).__name__)
+
+    def _to_poison(self, message: QueueMessage) -> None:
+        self.poison.send_message(message.content)
+        self.queue.delete_message(message)
+
+
+def _message_body(content: Any, encoding: str) -> bytes | None:
+    text = content if isinstance(content, str) else bytes(content).decode("utf-8", errors="replace")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return text.encode("utf-8")
