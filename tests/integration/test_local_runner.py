@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,54 +14,14 @@ import pytest
 import requests
 from azure.storage.queue import QueueClient
 
-from local_runner.azurite import Azurite, free_port
+from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import Fault, rest_id
 from local_runner.host import FunctionIndex, UnsupportedBinding
 from local_runner.runner import LocalRunner
 from local_runner.settings import load_values
 
+from .local_host_process import port_open, read_banner, start_runner_process
 from .support import isolated_values
-
-
-def read_banner(process: subprocess.Popen[str], timeout: float = 90) -> str:
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("the runner stopped before it was ready:\n" + "".join(lines))
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            return "".join(lines)
-    raise AssertionError("the runner was not ready in time:\n" + "".join(lines))
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def start_runner_process(project_root: Path, data_dir: Path, **settings: str) -> subprocess.Popen[str]:
-    """``python -m local_runner`` with its own data dir and, unless told, its own storage ports."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GRAPH_BASE_URL", "IDENTITY_ENDPOINT", "LOCAL_HOST_KEY")}
-    env.update(
-        {
-            "PORT": str(free_port()),
-            "LOCAL_DATA_DIR": str(data_dir),
-            "LOCAL_STORAGE_PORTS": ",".join(str(free_port()) for _ in range(3)),
-            "PYTHONUNBUFFERED": "1",
-            **settings,
-        }
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "local_runner"],
-        cwd=project_root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 @pytest.mark.slow
