@@ -6,6 +6,7 @@ Parses the request, calls the domain (``meeting_cancel.intake``) and maps its an
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 import azure.functions as func
@@ -13,11 +14,11 @@ import azure.functions as func
 from meeting_cancel import batches, callers, config, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
-from meeting_cancel.records import Status
 
 from .responses import json_response, problem_response, status_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
 # Read once, when the host indexes the functions: functionKey mode keeps the host's key check,
 # entra mode leaves the gate to App Service Authentication (config.http_auth_level says why).
 CALLER_AUTH_LEVEL = func.AuthLevel(config.http_auth_level())
@@ -25,7 +26,8 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
 def answers_problems(handler: Handler) -> Handler:
-    """Turns the domain's problems (and a storage outage) into their problem+json responses."""
+    """Turns the domain's problems into their problem+json responses; the one place a storage
+    outage becomes the 503 that says nothing was queued."""
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
@@ -33,7 +35,8 @@ def answers_problems(handler: Handler) -> Handler:
             return handler(req)
         except Problem as problem:
             return problem_response(problem)
-        except StorageUnavailable:
+        except StorageUnavailable as error:
+            log.error("%s %s refused: %s", req.method, req.url.split("?")[0], error)
             return problem_response(storage_unavailable())
 
     return wrapper
@@ -67,7 +70,7 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
     record = intake.find(app, req.route_params.get("id", ""), caller=caller_of(req, app))
-    if record.status in (Status.CANCELLED, Status.FAILED):
+    if record.status.final:
         return json_response(200, intake.status_view(record))
     return json_response(
         202,
@@ -94,16 +97,10 @@ def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="batches/{id}", methods=["GET"], auth_level=CALLER_AUTH_LEVEL)
+@answers_problems
 def get_batch(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        app = service.current()
-        view = batches.batch_view(
-            app, req.route_params.get("id", ""), caller=callers.identify(req.headers, app.settings)
-        )
-    except Problem as problem:
-        return problem_response(problem)
-    except StorageUnavailable:
-        return problem_response(storage_unavailable())
+    app = service.current()
+    view = batches.batch_view(app, req.route_params.get("id", ""), caller=caller_of(req, app))
     return _batch_response(req, view)
 
 

@@ -1,21 +1,18 @@
 """The HTTP door: check a cancel request, record it, queue it; and report its status.
 
 A request is recorded before it is queued and the record is removed again if queueing fails, so
-a 202 always means "durably queued" and a 503 always means "nothing happened, try again".
+a 202 always means "durably queued" and a 503 always means "nothing happened, try again". A
+storage outage propagates as ``StorageUnavailable``; the HTTP adapter answers it with the 503.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
+from . import idempotency, lifecycle
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
@@ -25,23 +22,17 @@ from .models import (
     CancelRequest,
     GraphErrorDetail,
     QueuedCancelRequest,
-    describe_errors,
-    validation_detail,
 )
-from .problems import Problem, storage_unavailable
+from .parsing import parse_request
+from .problems import Problem
 from .records import Status, StatusRecord, utcnow
 
 if TYPE_CHECKING:
     from .service import Service
 
 log = logging.getLogger(__name__)
-ModelT = TypeVar("ModelT", bound=BaseModel)
-MAX_BODY_BYTES = 64 * 1024
 POLL_AFTER_SECONDS = 2
 MAX_POLL_AFTER_SECONDS = 60
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("4f1b8a52-7d1e-4c57-9d36-1f0b6f2a9c11")
-_JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 
 @dataclass(frozen=True)
@@ -54,34 +45,31 @@ def submit(
     service: Service, body: bytes, *, caller: Caller, content_type: str | None, idempotency_key: str | None
 ) -> Accepted:
     request = parse_request(body, content_type=content_type)
-    if not service.settings.organizers.allows(request.organizer):
-        log.warning("refused by the organizer policy (caller %s)", caller.label)
-        raise Problem(
-            403, "organizerNotAllowed", "Organizer not allowed", service.settings.organizers.refusal(request.organizer)
-        )
     try:
+        service.settings.organizers.require(request.organizer)
         decision = authorize_submit(caller, request.organizer, object_id_of=organizer_resolver(service))
     except Problem as refusal:
         log.warning("refused: %s (caller %s)", refusal.code, caller.label)
         raise
-    body_hash = _fingerprint(request)
-    request_id = request_id_for(idempotency_key, caller)
-    record = StatusRecord.queued(
-        request_id, request, source="http", body_hash=body_hash, submitted_by=caller.label, authorized_by=decision
+    body_hash = fingerprint(request)
+    request_id = idempotency.request_id_for(idempotency_key, caller)
+    record = lifecycle.accept(
+        request_id,
+        request,
+        source="http",
+        now=service.clock(),
+        body_hash=body_hash,
+        submitted_by=caller.label,
+        authorized_by=decision,
     )
+    stored = service.store.insert(record)
+    if stored is None:
+        return _replay(service, request_id, body_hash)
     try:
-        stored = service.store.insert(record)
-        if stored is None:
-            return _replay(service, request_id, body_hash)
-        message = QueuedCancelRequest(id=request_id, **request.model_dump())
-        try:
-            service.queue.send(message.model_dump_json(exclude_none=True))
-        except StorageUnavailable:
-            _forget(service, request_id)
-            raise
-    except StorageUnavailable as error:
-        log.error("intake refused: %s", error)
-        raise storage_unavailable() from None
+        service.queue.send(QueuedCancelRequest(id=request_id, **request.model_dump()))
+    except StorageUnavailable:
+        _forget(service, request_id)
+        raise
     log.info(
         "queued cancellation request %s for %s (caller %s, allowed by %s)",
         request_id,
@@ -90,6 +78,10 @@ def submit(
         decision,
     )
     return Accepted(stored, replayed=False)
+
+
+def fingerprint(request: CancelRequest) -> str:
+    return idempotency.fingerprint(request.model_dump(mode="json"))
 
 
 def organizer_resolver(service: Service) -> ObjectIdResolver:
@@ -121,51 +113,6 @@ def organizer_resolver(service: Service) -> ObjectIdResolver:
     return object_id_of
 
 
-def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
-    return parse_model(body, CancelRequest, content_type=content_type)
-
-
-def parse_model(body: bytes, model: type[ModelT], *, content_type: str | None) -> ModelT:
-    """The body as ``model``, or a 4xx problem listing every bad field."""
-    document = parse_json(body, content_type=content_type)
-    try:
-        return model.model_validate(document)
-    except ValidationError as error:
-        errors = describe_errors(error, model)
-        raise Problem(400, "invalidRequest", "Invalid request", validation_detail(errors), errors) from None
-
-
-def parse_json(body: bytes, *, content_type: str | None) -> Any:
-    """The body as JSON, or the 413, 415 or 400 problem that says what to send instead."""
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem(
-            413,
-            "bodyTooLarge",
-            "Body too large",
-            f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted. Shorten the comment.",
-        )
-    media_type = (content_type or "application/json").split(";")[0].strip().lower()
-    if not _JSON_TYPE.fullmatch(media_type):
-        raise Problem(
-            415,
-            "unsupportedMediaType",
-            "Unsupported media type",
-            f"The body was sent as {media_type!r}; send JSON with 'Content-Type: application/json'.",
-        )
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise Problem(400, "malformedJson", "Malformed JSON", "The body is not UTF-8 text.") from None
-    except json.JSONDecodeError as error:
-        raise Problem(
-            400,
-            "malformedJson",
-            "Malformed JSON",
-            f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
-        ) from None
-    return document
-
-
 def find(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
     if not TRACKING_ID.fullmatch(request_id):
         raise Problem(
@@ -174,11 +121,7 @@ def find(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
             "Invalid tracking id",
             "A tracking id has 1 to 128 letters, digits, '.', '_', ':' and '-'.",
         )
-    try:
-        record = service.store.get(request_id)
-    except StorageUnavailable as error:
-        log.error("status lookup failed: %s", error)
-        raise storage_unavailable() from None
+    record = service.store.get(request_id)
     if record is None:
         raise Problem(404, "notFound", "No such request", f"No cancellation request has the id {request_id!r}.")
     authorize_read(caller, record.submitted_by)
@@ -228,35 +171,9 @@ def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
     existing = service.store.get(request_id)
     if existing is None:
         raise StorageUnavailable("the request vanished while being replayed", operation="idempotent replay")
-    if existing.body_hash != body_hash:
-        raise Problem(
-            422,
-            "idempotencyKeyReused",
-            "Idempotency key reused",
-            "This Idempotency-Key was already used with a different body; use a new key for a different request.",
-        )
+    idempotency.check_replay(existing.body_hash, body_hash)
     log.info("idempotent replay", extra={"request_id": request_id})
     return Accepted(existing, replayed=True)
-
-
-def request_id_for(idempotency_key: str | None, caller: Caller) -> str:
-    """A fresh id, or one derived from the caller and their key, so replays find the same record
-    and two callers' keys never collide."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise Problem(
-            400,
-            "invalidIdempotencyKey",
-            "Invalid Idempotency-Key",
-            "The Idempotency-Key header takes 1 to 255 visible ASCII characters, such as a UUID.",
-        )
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{caller.label}\n{idempotency_key}"))
-
-
-def _fingerprint(request: CancelRequest) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _forget(service: Service, request_id: str) -> None:

@@ -6,8 +6,6 @@ workflows. Messages are written for people fixing a request, so each says what t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import re
 from datetime import date, datetime, time, timedelta
@@ -265,21 +263,6 @@ class CancellationStatus(BaseModel):
     resolution: str | None = Field(None, description="How a final request was settled")
     error: CancellationError | None = Field(None, description="Why a failed request failed")
     lastError: CancellationError | None = Field(None, description="The last transient error of a retrying request")
-
-
-def decode_message(body: bytes) -> str | None:
-    """The JSON text of a message written as plain text or base64; None when it is neither."""
-    try:
-        text = body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return None
-    if text.startswith("{"):
-        return text
-    try:
-        decoded = base64.b64decode(text, validate=True).decode("utf-8").strip()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    return decoded if decoded.startswith("{") else None
 
 
 def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:

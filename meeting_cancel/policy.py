@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
+from .problems import Problem
 
 SETTING = "ALLOWED_ORGANIZERS"
 _DOMAIN = re.compile(r"^@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
@@ -66,3 +67,9 @@ class OrganizerPolicy:
                 "addresses or object ids whose meetings this service may cancel, or '*'."
             )
         return f"The organizer {organizer!r} is not covered by the {SETTING} setting."
+
+    def require(self, organizer: str) -> None:
+        """The 403 every door answers for an organizer outside the policy (the worker records the
+        same sentence as a failure)."""
+        if not self.allows(organizer):
+            raise Problem(403, "organizerNotAllowed", "Organizer not allowed", self.refusal(organizer))

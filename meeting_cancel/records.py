@@ -1,20 +1,18 @@
-"""The status record of one cancellation request and its states (DESIGN 3.1).
+"""The status record of one cancellation request: a plain value and its Table Storage form.
 
-A plain value: ``status_store`` persists it in Table Storage, the worker moves it through its
-states. The comment text is never part of it.
+``lifecycle`` creates records and moves them between statuses; ``status_store`` and
+``memory_store`` persist them. The comment text is never part of a record.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .models import CancelRequest
+from typing import Any
 
 ROW_KEY = "request"
+_MOMENTS = ("created_at", "updated_at", "in_flight_until", "throttled_since", "next_attempt_at", "delayed_copy_due")
 
 
 class Status(StrEnum):
@@ -26,7 +24,11 @@ class Status(StrEnum):
 
     @property
     def final(self) -> bool:
-        return self in (Status.CANCELLED, Status.FAILED)
+        return self in FINAL
+
+
+FINAL = frozenset({Status.CANCELLED, Status.FAILED})
+PENDING = frozenset(Status) - FINAL
 
 
 def utcnow() -> datetime:
@@ -35,6 +37,9 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class StatusRecord:
+    """One request's state. Built only by ``lifecycle`` (new records and named transitions) and by
+    ``from_entity`` (reading a stored one)."""
+
     id: str
     status: Status
     organizer: str
@@ -64,23 +69,6 @@ class StatusRecord:
     graph_date: str | None = None
     etag: str | None = field(default=None, compare=False)
 
-    @classmethod
-    def queued(cls, request_id: str, request: CancelRequest, *, source: str, **fields: Any) -> StatusRecord:
-        """A new record for a request; meetings named by iCalUId or occurrence get their id later."""
-        return cls(
-            id=request_id,
-            status=Status.QUEUED,
-            organizer=request.organizer,
-            event_id="" if request.needs_lookup else str(request.eventId),
-            target=request.target,
-            source=source,
-            has_comment=request.comment is not None,
-            **fields,
-        )
-
-    def evolve(self, **changes: Any) -> StatusRecord:
-        return replace(self, updated_at=utcnow(), **changes)
-
     def to_entity(self) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": self.id, "RowKey": ROW_KEY}
         for name, value in asdict(self).items():
@@ -90,23 +78,13 @@ class StatusRecord:
         return entity
 
     @classmethod
-    def from_entity(cls, entity: Any) -> StatusRecord:
-        known = {f.name for f in fields(cls)}
+    def from_entity(cls, entity: Any, *, etag: str | None = None) -> StatusRecord:
+        known = {f.name for f in fields(cls)} - {"id", "etag"}
         values = {name: value for name, value in entity.items() if name in known}
         values["status"] = Status(values["status"])
-        for name in (
-            "created_at",
-            "updated_at",
-            "in_flight_until",
-            "throttled_since",
-            "next_attempt_at",
-            "delayed_copy_due",
-        ):
+        for name in _MOMENTS:
             if isinstance(values.get(name), datetime):
                 values[name] = values[name].astimezone(UTC)
-        etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
+        if etag is None and hasattr(entity, "metadata"):
+            etag = entity.metadata.get("etag")
         return cls(id=entity["PartitionKey"], etag=etag, **values)
-
-
-class ConcurrentUpdate(Exception):
-    """Someone else changed the record since it was read; read it again and decide again."""

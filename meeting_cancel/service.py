@@ -8,25 +8,38 @@ are imported here, on first use, so the host indexes the functions without loadi
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from random import Random
 from typing import TYPE_CHECKING
 
 from .concurrency import AdaptiveLimiter
 from .config import Settings
+from .records import utcnow
+from .retry_policy import RetryPolicy
 
 if TYPE_CHECKING:
     from .graph import GraphClient
-    from .status_store import StatusStore
+    from .record_store import RecordStore
     from .work_queue import WorkQueue
 
 
 @dataclass
 class Service:
+    """The clients one process shares, and the clock and randomness the worker reads (replaceable)."""
+
     settings: Settings
-    store: StatusStore
+    store: RecordStore
     queue: WorkQueue
     graph: GraphClient
     limiter: AdaptiveLimiter
+    clock: Callable[[], datetime] = utcnow
+    random: Random = field(default_factory=Random)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_settings(self.settings)
 
     @classmethod
     def build(cls, settings: Settings) -> Service:

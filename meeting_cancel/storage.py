@@ -6,15 +6,30 @@ and the queue host retries the worker anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import LinearRetry, QueueClient
 
 from .config import StorageSettings
+from .errors import StorageUnavailable
 
 _TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
+
+
+@contextmanager
+def storage_errors(operation: str) -> Iterator[None]:
+    """The one translation of the storage SDKs' errors: anything the SDK raises that the block did
+    not handle itself becomes ``StorageUnavailable`` naming the operation (as httpx maps transport
+    errors to its own tree)."""
+    try:
+        yield
+    except AzureError as error:
+        raise StorageUnavailable(str(error), operation=operation) from error
 
 
 def queue_client(storage: StorageSettings, queue_name: str) -> QueueClient:

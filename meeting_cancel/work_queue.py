@@ -1,48 +1,77 @@
-"""The work queue: sending requests, putting them back later, and moving unreadable ones aside.
+"""The work queue: the message format, sending requests, putting them back later, and moving
+unreadable ones aside.
 
-Messages are plain-text JSON (host.json sets ``messageEncoding: none``), but base64 JSON written by
-the Functions default encoding is read too (DESIGN 3.2).
+The format lives here alone. Messages are written as plain-text JSON (host.json sets
+``messageEncoding: none``); messages written as base64 JSON, the Functions default, are read too
+(DESIGN 3.2). The storage SDK is imported when the queue is first built, so the app indexes its
+functions without loading it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import logging
-
-from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueClient
+from typing import TYPE_CHECKING
 
 from .config import Settings
-from .errors import StorageUnavailable
-from .storage import queue_client
+from .models import QueuedCancelRequest
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
 
 log = logging.getLogger(__name__)
 MAX_VISIBILITY_DELAY_SECONDS = 7 * 24 * 3600 - 60
 
 
+def encode(request: QueuedCancelRequest) -> str:
+    """The message text for a request: compact JSON without the fields left out."""
+    return request.model_dump_json(exclude_none=True)
+
+
+def decode(body: bytes) -> str | None:
+    """The JSON text of a message written as plain text or base64; None when it is neither."""
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("{"):
+        return text
+    try:
+        decoded = base64.b64decode(text, validate=True).decode("utf-8").strip()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return decoded if decoded.startswith("{") else None
+
+
 class WorkQueue:
     def __init__(self, settings: Settings) -> None:
+        from .storage import queue_client
+
         self._queue: QueueClient = queue_client(settings.storage, settings.queue_name)
         self._poison: QueueClient = queue_client(settings.storage, settings.poison_queue_name)
         self.name = settings.queue_name
 
     def ensure_exists(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        from .storage import storage_errors
+
         for client in (self._queue, self._poison):
-            try:
+            with storage_errors("create queue"), contextlib.suppress(ResourceExistsError):
                 client.create_queue()
-            except ResourceExistsError:
-                pass
-            except AzureError as error:
-                raise StorageUnavailable(str(error), operation="create queue") from error
 
-    def send(self, text: str, *, delay_seconds: float = 0) -> None:
+    def send(self, request: QueuedCancelRequest, *, delay_seconds: float = 0) -> None:
+        from .storage import storage_errors
+
         delay = max(0, min(round(delay_seconds), MAX_VISIBILITY_DELAY_SECONDS))
-        try:
-            self._queue.send_message(text, visibility_timeout=delay or None)
-        except AzureError as error:
-            raise StorageUnavailable(str(error), operation="enqueue") from error
+        with storage_errors("enqueue"):
+            self._queue.send_message(encode(request), visibility_timeout=delay or None)
 
-    def send_to_poison(self, text: str) -> None:
-        try:
-            self._poison.send_message(text)
-        except AzureError as error:
-            raise StorageUnavailable(str(error), operation="move to poison") from error
+    def send_to_poison(self, body: bytes) -> None:
+        """Moves a message aside as it arrived (undecodable bytes replaced), for a person to read."""
+        from .storage import storage_errors
+
+        with storage_errors("move to poison"):
+            self._poison.send_message(body.decode("utf-8", errors="replace"))

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meeting_cancel.graph import graph_path
-from meeting_cancel.intake import parse_request
+from meeting_cancel.parsing import parse_request
 from meeting_cancel.models import TRACKING_ID, CancelRequest
 from meeting_cancel.problems import Problem
 

@@ -1,0 +1,99 @@
+"""The offboarding contracts as pydantic models: the window a caller sends, the preview and batch
+status it gets back, and the batch record kept in the status table.
+
+The connector describes the preview and the batch status as one definition,
+``OrganizerCancellationResult`` (with ``MeetingPreview`` for each meeting); the parity test in
+``tests/unit/test_contract_parity.py`` holds these models to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .models import FIELD_HELP, MAX_COMMENT_LENGTH, _check_comment
+
+MAX_WINDOW_DAYS = 732
+
+
+class WindowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: Annotated[datetime, Field(alias="from", description="Start of the window, with a UTC offset")]
+    end: Annotated[datetime, Field(alias="to", description="End of the window, with a UTC offset")]
+    comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
+    subjectContains: Annotated[
+        str | None, Field(min_length=1, max_length=255, description="Only meetings whose subject contains this text")
+    ] = None
+    preview: Annotated[bool, Field(description="List the meetings without cancelling anything")] = False
+
+    _comment = field_validator("comment")(_check_comment)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _has_offset(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise PydanticCustomError("offset", "needs a UTC offset, such as 2026-12-01T00:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowRequest:
+        if self.end <= self.start:
+            raise PydanticCustomError("window", "'to' must be after 'from'", {"field": "to"})
+        if self.end - self.start > timedelta(days=MAX_WINDOW_DAYS):
+            raise PydanticCustomError("window", f"the window may span at most {MAX_WINDOW_DAYS} days", {"field": "to"})
+        return self
+
+
+class MeetingView(BaseModel):
+    """A meeting that a batch would cancel (a series once, through its master)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    eventId: str = Field(description="The Graph id (a series master for a series)")
+    subject: str = Field(description="The subject of the meeting")
+    start: str = Field(description="When it starts (for a series, its first occurrence in the window), UTC")
+    attendees: int = Field(description="How many attendees get the notice")
+    kind: Literal["single", "series"] = Field(description="single or series")
+
+
+class BatchPreview(BaseModel):
+    """The answer to ``preview: true``: what would be cancelled; nothing changed."""
+
+    organizer: str = Field(description="The mailbox of the organizer")
+    count: int = Field(description="How many meetings the preview found")
+    meetings: list[MeetingView] = Field(description="The meetings the preview found")
+
+
+class BatchRequestView(BaseModel):
+    id: str = Field(description="The tracking id of the request")
+    eventId: str = Field(description="The Graph id of the meeting")
+    status: str = Field(description="The status of the request")
+    error: str | None = Field(None, description="Why it failed, if it did")
+
+
+class BatchStatus(BaseModel):
+    """A batch and its requests: pending until every request is final."""
+
+    id: str = Field(description="The tracking id of the batch")
+    organizer: str = Field(description="The mailbox of the organizer")
+    total: int = Field(description="How many meetings the batch cancels")
+    counts: dict[str, int] = Field(description="How many requests are in each status")
+    done: bool = Field(description="Whether every request is final")
+    requests: list[BatchRequestView] = Field(description="One cancellation request per meeting")
+
+
+class BatchRecord(BaseModel):
+    """The batch row of the status table, written after every child is recorded and queued."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organizer: str
+    count: int
+    request_hash: str
+    submitted_by: str | None = None
+    created_at: datetime

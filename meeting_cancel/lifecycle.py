@@ -1,0 +1,230 @@
+"""The lifecycle of a cancellation request as data: its statuses, the named moves between them,
+and one map of which move may leave which status.
+
+Every change to a status record is one of the moves below; each checks the map before it builds
+the new record, so a move the design does not allow raises ``IllegalMove`` instead of being
+stored. ``steps`` decides which move comes next; the worker performs it. ``diagram()`` draws the
+map, and ARCHITECTURE.md shows that drawing (a test keeps the two equal).
+
+The clock is passed in (``now``): nothing here reads the time or does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .errors import GraphAnswer, GraphError, IllegalMove
+from .records import PENDING, Status, StatusRecord
+
+if TYPE_CHECKING:
+    from .models import CancelRequest
+
+
+class Move(StrEnum):
+    ACCEPT = "accept"  # a new request is recorded, before Graph or the queue hears of it
+    REJECT = "reject"  # an invalid queue message claimed an id nobody had: recorded as failed
+    RESOLVE = "resolve"  # the Graph id of a meeting named by iCalUId or occurrence was found
+    CLAIM = "claim"  # recorded before the Graph call: attempt counted, outcome unknown, lease held
+    RELEASE = "release"  # the mailbox slot was not free: the claim is undone, nothing was sent
+    CONFIRM_PRESENT = "confirm present"  # after an unknown outcome the event was still there
+    BACK_OFF = "back off"  # throttled: a delayed copy of the message is on the queue
+    RETRY_LATER = "retry later"  # a transient failure: the host delivers the message again
+    COMPLETE = "complete"  # Graph cancelled it, or a verification found it gone
+    FAIL = "fail"  # a permanent refusal, or the retries ran out
+
+
+Origin = Status | None  # None: no record yet
+SAME: None = None  # a move that keeps the status
+
+# move -> (the statuses it may leave, the status it enters)
+MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
+    Move.ACCEPT: (frozenset({None}), Status.QUEUED),
+    Move.REJECT: (frozenset({None}), Status.FAILED),
+    Move.RESOLVE: (PENDING, SAME),
+    Move.CLAIM: (PENDING, Status.PROCESSING),
+    Move.RELEASE: (frozenset({Status.PROCESSING}), Status.RETRYING),
+    Move.CONFIRM_PRESENT: (frozenset({Status.PROCESSING, Status.RETRYING}), SAME),
+    Move.BACK_OFF: (PENDING, Status.RETRYING),
+    Move.RETRY_LATER: (PENDING, Status.RETRYING),
+    Move.COMPLETE: (frozenset({Status.PROCESSING, Status.RETRYING}), Status.CANCELLED),
+    Move.FAIL: (PENDING, Status.FAILED),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a request failed or is being retried, with Graph's own answer where Graph answered."""
+
+    code: str
+    message: str
+    graph: GraphAnswer | None = None
+
+    @classmethod
+    def of(cls, error: GraphError, *, code: str | None = None, message: str | None = None) -> Failure:
+        return cls(code=code or error.code, message=message or error.reason, graph=error.answer)
+
+    def fields(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"error_code": self.code, "error_message": self.message}
+        if self.graph is not None:
+            values.update(
+                graph_status=self.graph.status,
+                graph_code=self.graph.code,
+                graph_request_id=self.graph.request_id,
+                graph_date=self.graph.date,
+            )
+        return values
+
+
+def allowed(move: Move, origin: Origin) -> bool:
+    return origin in MOVES[move][0]
+
+
+def _enter(move: Move, record: StatusRecord, now: datetime, **changes: Any) -> StatusRecord:
+    """The one place a record changes: checked against MOVES, stamped with ``now``."""
+    origins, target = MOVES[move]
+    if record.status not in origins:
+        raise IllegalMove(f"{move} cannot leave {record.status}", record_id=record.id, move=str(move))
+    return replace(record, status=target or record.status, updated_at=now, **changes)
+
+
+def _create(move: Move, request_id: str, now: datetime, **values: Any) -> StatusRecord:
+    """The one constructor path for new records."""
+    origins, target = MOVES[move]
+    assert None in origins
+    assert target is not None
+    return StatusRecord(id=request_id, status=target, created_at=now, updated_at=now, **values)
+
+
+def accept(
+    request_id: str,
+    request: CancelRequest,
+    *,
+    source: str,
+    now: datetime,
+    batch_id: str | None = None,
+    body_hash: str | None = None,
+    submitted_by: str | None = None,
+    authorized_by: str | None = None,
+) -> StatusRecord:
+    """A new request; meetings named by iCalUId or occurrence get their Graph id when resolved."""
+    return _create(
+        Move.ACCEPT,
+        request_id,
+        now,
+        organizer=request.organizer,
+        event_id="" if request.needs_lookup else str(request.eventId),
+        target=request.target,
+        source=source,
+        has_comment=request.comment is not None,
+        batch_id=batch_id,
+        body_hash=body_hash,
+        submitted_by=submitted_by,
+        authorized_by=authorized_by,
+    )
+
+
+def reject(request_id: str, failure: Failure, *, source: str, now: datetime) -> StatusRecord:
+    """A message that could not be read claimed this id: the caller can look up why."""
+    return _create(Move.REJECT, request_id, now, organizer="", event_id="", source=source, **failure.fields())
+
+
+def resolve(record: StatusRecord, event_id: str, *, now: datetime) -> StatusRecord:
+    return _enter(Move.RESOLVE, record, now, event_id=event_id)
+
+
+def claim(record: StatusRecord, *, now: datetime, lease_seconds: float) -> StatusRecord:
+    """Recorded before Graph is called: if anything breaks from here on, the next delivery reads
+    the event before calling again, and other deliveries keep off until the lease ends."""
+    return _enter(
+        Move.CLAIM,
+        record,
+        now,
+        attempts=record.attempts + 1,
+        outcome_unknown=True,
+        in_flight_until=now + timedelta(seconds=lease_seconds),
+    )
+
+
+def release(record: StatusRecord, *, now: datetime, due: datetime) -> StatusRecord:
+    """Undoes a claim whose Graph call was never sent; a delayed copy comes back at ``due``."""
+    return _enter(
+        Move.RELEASE,
+        record,
+        now,
+        attempts=record.attempts - 1,
+        outcome_unknown=False,
+        in_flight_until=None,
+        next_attempt_at=due,
+        delayed_copy_due=due,
+    )
+
+
+def confirm_present(record: StatusRecord, *, now: datetime) -> StatusRecord:
+    return _enter(Move.CONFIRM_PRESENT, record, now, outcome_unknown=False, in_flight_until=None)
+
+
+def back_off(
+    record: StatusRecord, *, now: datetime, due: datetime, failure: Failure, outcome_unknown: bool
+) -> StatusRecord:
+    """Throttled: a delayed copy is on the queue and comes back at ``due``."""
+    return _enter(
+        Move.BACK_OFF,
+        record,
+        now,
+        throttled_since=record.throttled_since or now,
+        throttle_count=record.throttle_count + 1,
+        outcome_unknown=outcome_unknown,
+        in_flight_until=None,
+        next_attempt_at=due,
+        delayed_copy_due=due,
+        **failure.fields(),
+    )
+
+
+def retry_later(
+    record: StatusRecord, *, now: datetime, retry_in: float, failure: Failure, outcome_unknown: bool
+) -> StatusRecord:
+    """A transient failure: the host delivers the same message again after ``retry_in``."""
+    return _enter(
+        Move.RETRY_LATER,
+        record,
+        now,
+        outcome_unknown=outcome_unknown,
+        in_flight_until=None,
+        next_attempt_at=now + timedelta(seconds=retry_in),
+        delayed_copy_due=None,
+        **failure.fields(),
+    )
+
+
+_SETTLED: dict[str, Any] = {
+    "in_flight_until": None,
+    "outcome_unknown": False,
+    "next_attempt_at": None,
+    "delayed_copy_due": None,
+}
+
+
+def complete(record: StatusRecord, *, now: datetime, resolution: str) -> StatusRecord:
+    return _enter(Move.COMPLETE, record, now, resolution=resolution, **_SETTLED)
+
+
+def fail(record: StatusRecord, *, now: datetime, failure: Failure, resolution: str | None = None) -> StatusRecord:
+    return _enter(Move.FAIL, record, now, resolution=resolution, **_SETTLED, **failure.fields())
+
+
+def diagram() -> str:
+    """The map as a Mermaid state diagram, one line per (origin, move, target)."""
+    lines = ["stateDiagram-v2"]
+    order = [None, *Status]
+    for move, (origins, target) in MOVES.items():
+        for origin in sorted(origins, key=order.index):
+            source = "[*]" if origin is None else str(origin)
+            lines.append(f"    {source} --> {target or origin}: {move}")
+    for status in Status:
+        if status.final:
+            lines.append(f"    {status} --> [*]")
+    return "\n".join(lines)

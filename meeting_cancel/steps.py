@@ -1,0 +1,217 @@
+"""What the worker does next with a request: one pure decision per situation.
+
+Like Powertools' idempotency handler, one switch over the record's status decides whether a
+delivery completes at once (done, or a duplicate), comes back later (another delivery holds the
+lease), fails, or goes on to resolve, verify or cancel. ``after_error`` decides what a failed
+Graph or identity call leads to: back off with a delayed copy, let the host retry, settle or
+give up. Everything here is a function of its arguments (record, request, now, settings, policy):
+a table of cases tests it without storage or Graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .config import Settings
+from .errors import GraphError, GraphThrottled, GraphTransientError, IdentityUnavailable
+from .lifecycle import Failure
+from .models import CancelRequest
+from .records import Status, StatusRecord
+from .retry_policy import RetryPolicy
+
+SLOT_MAX_WAIT_SECONDS = 5.0
+LEASE_MARGIN_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 5.0
+EARLY_TOLERANCE_SECONDS = 2.0
+GONE_AFTER_UNKNOWN = "verified: the event was gone after an earlier attempt with an unknown outcome"
+GONE_AFTER_ATTEMPT = "verified: the event was gone after an earlier attempt"
+CANCELLED_BY_GRAPH = "cancelled by Graph"
+MAYBE_SENT = "the last attempt's outcome is unknown: the cancel may have been sent"
+
+
+# ----- the next step for a delivery
+@dataclass(frozen=True)
+class Conflict:
+    """The message's id belongs to a record of another meeting: poison it, leave the record."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Nothing to do: complete the message."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ComeBackLater:
+    """Put a copy of the message back for ``delay`` seconds; the record is not touched."""
+
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Find the Graph id of a meeting named by iCalUId or by series and date."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    """An earlier attempt's outcome is unknown: read the event before any new cancel."""
+
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Claim the request (recorded before Graph is called), take a mailbox slot, call cancel."""
+
+    event_id: str
+    lease_seconds: float
+
+
+Step = Conflict | Duplicate | ComeBackLater | Refuse | Resolve | Verify | Cancel
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long other deliveries keep off: the wait for a mailbox slot, the call, a margin."""
+    return SLOT_MAX_WAIT_SECONDS + settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
+
+
+def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
+    """Whether a message is about the record's meeting (a tracking id names one meeting)."""
+    return (record.organizer, record.target or record.event_id) == (request.organizer, request.target)
+
+
+def next_step(record: StatusRecord, request: CancelRequest, now: datetime, settings: Settings) -> Step:
+    if not belongs_to(record, request):
+        return Conflict(f"the tracking id {record.id!r} already belongs to another meeting")
+    if record.status.final:
+        return Duplicate("duplicate delivery of a finished request; completing it")
+    if record.in_flight_until and record.in_flight_until > now:
+        return ComeBackLater(
+            (record.in_flight_until - now).total_seconds() + BUSY_RETRY_SECONDS,
+            "another delivery is calling Graph for this request",
+        )
+    if (
+        record.status == Status.RETRYING
+        and record.delayed_copy_due
+        and record.delayed_copy_due - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS)
+    ):
+        return Duplicate("early copy of a request waiting for its retry; completing it")
+    if not settings.organizers.allows(record.organizer):
+        return Refuse(Failure("organizerNotAllowed", settings.organizers.refusal(record.organizer)))
+    if not record.event_id:
+        return Resolve()
+    if record.outcome_unknown or record.in_flight_until:
+        return Verify(record.event_id)
+    return Cancel(record.event_id, lease_seconds(settings))
+
+
+def resolved(request: CancelRequest, found: list[str]) -> str | Failure:
+    """The one Graph id a lookup must find, or why the request fails."""
+    if request.iCalUId is not None:
+        none = Failure("iCalUIdNotFound", "no event in the organizer's mailbox has this iCalUId")
+        many_code = "iCalUIdAmbiguous"
+    else:
+        none = Failure(
+            "occurrenceNotFound", f"the series has no occurrence on {request.occurrenceDate} in {request.timeZone}"
+        )
+        many_code = "occurrenceAmbiguous"
+    if not found:
+        return none
+    if len(found) > 1:
+        return Failure(many_code, f"{len(found)} events match; name the one to cancel by its eventId")
+    return found[0]
+
+
+# ----- what an error leads to
+@dataclass(frozen=True)
+class BackOff:
+    """Throttled: put a delayed copy on the queue (``delay`` plus jitter) and record it."""
+
+    delay: float
+    failure: Failure
+    outcome_unknown: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class HostRetry:
+    """Record the failure and raise, so the host delivers the message again."""
+
+    failure: Failure
+    outcome_unknown: bool
+    retry_in: float
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The error shows that an earlier attempt already cancelled the meeting."""
+
+    resolution: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Record the failure as final. ``poison``: this was the last delivery of a transient failure,
+    so the message is handed back to the host, which moves it to poison."""
+
+    failure: Failure
+    resolution: str | None = None
+    poison: bool = False
+
+
+ErrorStep = BackOff | HostRetry | Settle | GiveUp
+
+
+def outcome_unknown_after(record: StatusRecord, error: GraphTransientError | None, *, cancel_sent: bool) -> bool:
+    """Whether an attempt may have applied: only the cancel call itself can clear that doubt."""
+    if cancel_sent and error is not None:
+        return error.outcome_unknown
+    return record.outcome_unknown
+
+
+def throttle_delay(record: StatusRecord, error: GraphThrottled, policy: RetryPolicy) -> float:
+    """Graph's Retry-After when it gave one, else the policy's exponential backoff."""
+    return error.retry_after if error.retry_after is not None else policy.backoff(record.throttle_count + 1)
+
+
+def after_error(
+    record: StatusRecord,
+    error: GraphError | IdentityUnavailable,
+    *,
+    now: datetime,
+    cancel_sent: bool,
+    dequeue_count: int,
+    policy: RetryPolicy,
+) -> ErrorStep:
+    if isinstance(error, GraphThrottled):
+        delay = throttle_delay(record, error, policy)
+        waited = (now - (record.throttled_since or now)).total_seconds()
+        if waited + delay > policy.throttle_max_wait_seconds:
+            return GiveUp(Failure.of(error, message=f"Graph kept throttling the request for {waited:.0f} s; gave up"))
+        unknown = outcome_unknown_after(record, error, cancel_sent=cancel_sent)
+        return BackOff(delay, Failure.of(error), unknown, f"throttled by Graph ({error.answer.status})")
+    if isinstance(error, GraphTransientError):
+        failure = Failure.of(error)
+        unknown = outcome_unknown_after(record, error, cancel_sent=cancel_sent)
+    elif isinstance(error, IdentityUnavailable):
+        failure = Failure("identityUnavailable", str(error))
+        unknown = outcome_unknown_after(record, None, cancel_sent=cancel_sent)
+    else:  # permanent: no retry can change Graph's answer
+        if cancel_sent and error.code == "eventNotFound" and record.attempts > 1:
+            return Settle(GONE_AFTER_ATTEMPT)
+        return GiveUp(Failure.of(error))
+    if policy.last_delivery(dequeue_count):
+        gave_up = Failure(failure.code, f"{failure.message} (gave up after {dequeue_count} deliveries)", failure.graph)
+        return GiveUp(gave_up, MAYBE_SENT if unknown else None, poison=True)
+    return HostRetry(failure, unknown, policy.host_retry_seconds)
