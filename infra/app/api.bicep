@@ -54,6 +54,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: /api/health exists; Flex Consumption does not take siteConfig.healthCheckPath
   // checkov:skip=CKV_AZURE_70: httpsOnly is set; the check does not follow Flex Consumption's property layout
   // checkov:skip=CKV_AZURE_145: minTlsVersion 1.2 is set in siteConfig
+  // checkov:skip=CKV_AZURE_67: HTTP/2 is a siteConfig setting; Flex Consumption gets only minTlsVersion (see siteConfig below)
+  // checkov:skip=CKV_AZURE_18: HTTP/2 is a siteConfig setting; Flex Consumption gets only minTlsVersion (see siteConfig below)
   // checkov:skip=CKV_AZURE_78: FTP is off through the ftp basicPublishingCredentialsPolicies below; Flex Consumption rejects siteConfig.ftpsState
   name: name
   location: location
@@ -69,12 +71,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
-    // No ftpsState here: Flex Consumption rejects it (ARM error 51021); FTP is off through the
-    // basicPublishingCredentialsPolicies 'ftp' below.
+    // Only minTlsVersion, as in Microsoft's Flex Consumption samples: Flex Consumption refuses
+    // several siteConfig properties with ARM error 51021 (ftpsState among them; FTP is off through
+    // the basicPublishingCredentialsPolicies 'ftp' below), and which ones it enforces varies by
+    // region (Azure/terraform-azurerm-avm-res-web-site#283, #353).
     siteConfig: {
       minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      http20Enabled: true
     }
     functionAppConfig: {
       deployment: {

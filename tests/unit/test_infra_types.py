@@ -150,7 +150,7 @@ def test_planted_mistakes_of_each_kind_fail(
 @pytest.mark.parametrize("rejected", sorted(FLEX_CONSUMPTION_REJECTED_SITE_CONFIG))
 def test_site_config_that_flex_consumption_rejects_fails(tmp_path: Path, index: TypeIndex, rejected: str) -> None:
     value = "'Disabled'" if rejected == "ftpsState" else ("false" if rejected[0] in "uf" else "'v4.0'")
-    planted = plant(tmp_path, "app/api.bicep", "http20Enabled: true", f"http20Enabled: true\n      {rejected}: {value}")
+    planted = plant(tmp_path, "app/api.bicep", "minTlsVersion: '1.2'", f"minTlsVersion: '1.2'\n      {rejected}: {value}")
     problems = check_file(planted, index)
     assert any(f"siteConfig.{rejected}: Flex Consumption rejects" in p for p in problems), problems
 
@@ -160,8 +160,8 @@ def test_the_flex_rule_applies_only_to_flex_consumption_sites(tmp_path: Path, in
     start = text.index("    functionAppConfig: {")
     end = text.index("\n    }\n", text.index("      runtime: {")) + len("\n    }\n")
     classic = tmp_path / "api.bicep"
-    ftps = "http20Enabled: true\n      ftpsState: 'Disabled'"
-    classic.write_text(text[:start] + text[end:].replace("http20Enabled: true", ftps, 1))
+    ftps = "minTlsVersion: '1.2'\n      ftpsState: 'Disabled'"
+    classic.write_text(text[:start] + text[end:].replace("minTlsVersion: '1.2'", ftps, 1))
     assert check_file(classic, index) == []
 
 
