@@ -273,9 +273,30 @@ def unwrap(config: dict[str, Any], symbols: Symbols) -> dict[str, Any]:
     return config
 
 
+def module_outputs_read(tree: Any, modules: set[str]) -> set[tuple[str, str]]:
+    """Every `<module>.outputs.<name>` the tree reads, as (module, name)."""
+    found: set[tuple[str, str]] = set()
+    if is_expression(tree, "operator") and tree["operator"]["type"] == "property_accessor":
+        operands = tree["operator"]["operands"]
+        inner = operands["operand_2"]
+        owner = operands["operand_1"]
+        if isinstance(owner, str) and owner in modules and is_expression(inner, "operator"):
+            named = inner["operator"]["operands"]
+            if named.get("operand_1") == "outputs" and isinstance(named.get("operand_2"), str):
+                found.add((operands["operand_1"], named["operand_2"]))
+    if isinstance(tree, dict):
+        for value in tree.values():
+            found |= module_outputs_read(value, modules)
+    elif isinstance(tree, list):
+        for value in tree:
+            found |= module_outputs_read(value, modules)
+    return found
+
+
 def check_file(path: Path, index: TypeIndex) -> list[str]:
     """Every problem in one Bicep file: its resources against the type index, its modules' params
-    against the parameters the module declares."""
+    against the parameters the module declares, and every module output it reads against the
+    outputs the module declares."""
     parsed: dict[str, Any] = dict(BicepParser().parse(file_path=path))
     symbols = Symbols(parsed.get("parameters") or {}, parsed.get("variables") or {})
     symbols.others.update(parsed.get("resources") or {}, parsed.get("modules") or {})
@@ -293,6 +314,10 @@ def check_file(path: Path, index: TypeIndex) -> list[str]:
         for param, spec in sorted(declared.items()):
             if spec.get("default") is None and param not in passed:
                 checker.fail(f"module {name}", f"does not pass required parameter {param!r} of {target.name}")
+        outputs = target_tree.get("outputs") or {}
+        for module, output in sorted(module_outputs_read(parsed, {name})):
+            if output not in outputs:
+                checker.fail(f"module {module}", f"reads output {output!r}, which {target.name} does not declare")
     return checker.problems
 
 

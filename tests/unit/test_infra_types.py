@@ -150,7 +150,8 @@ def test_planted_mistakes_of_each_kind_fail(
 @pytest.mark.parametrize("rejected", sorted(FLEX_CONSUMPTION_REJECTED_SITE_CONFIG))
 def test_site_config_that_flex_consumption_rejects_fails(tmp_path: Path, index: TypeIndex, rejected: str) -> None:
     value = "'Disabled'" if rejected == "ftpsState" else ("false" if rejected[0] in "uf" else "'v4.0'")
-    planted = plant(tmp_path, "app/api.bicep", "minTlsVersion: '1.2'", f"minTlsVersion: '1.2'\n      {rejected}: {value}")
+    tls = "minTlsVersion: '1.2'"
+    planted = plant(tmp_path, "app/api.bicep", tls, f"{tls}\n      {rejected}: {value}")
     problems = check_file(planted, index)
     assert any(f"siteConfig.{rejected}: Flex Consumption rejects" in p for p in problems), problems
 
@@ -217,3 +218,18 @@ def test_app_settings_name_the_tenant_the_body_limit_and_the_telemetry_identity(
     assert api["parameters"]["requestBodyLimitBytes"]["default"] == 65536
     assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD;ClientId=${identityClientId}"
     assert settings["CALLER_AUTH"] == "callerAuth"
+
+
+def test_reading_an_output_the_module_does_not_declare_fails(tmp_path: Path, index: TypeIndex) -> None:
+    for name in ("identity.bicep",):
+        (tmp_path / name).write_text((INFRA / "app" / name).read_text())
+    caller = tmp_path / "caller.bicep"
+    caller.write_text(
+        "module identity 'identity.bicep' = {\n  name: 'identity'\n  params: {\n"
+        "    name: 'id-x'\n    location: 'westeurope'\n    tags: {}\n  }\n}\n"
+        "output CLIENT string = identity.outputs.clientId\n"
+        "output OBJECT string = identity.outputs.objectId\n"
+    )
+    assert check_file(caller, index) == [
+        "caller.bicep: module identity: reads output 'objectId', which identity.bicep does not declare"
+    ]
