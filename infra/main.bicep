@@ -58,7 +58,6 @@ var graphBaseUrls = {
   china: 'https://microsoftgraph.chinacloudapi.cn/v1.0'
 }
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
-
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
