@@ -227,3 +227,17 @@ def test_a_batch_retried_after_a_queue_outage_cancels_every_meeting(
     assert retried.status == 202
     assert [sandbox.successful_cancels(event_id) for event_id in ids] == [1, 1]
     assert app.request("GET", f"/api/batches/{retried.body['id']}").body["counts"]["cancelled"] == 2
+
+
+def test_a_replayed_batch_is_answered_before_graph_is_asked(app: AppUnderTest, sandbox: GraphSandbox) -> None:
+    """A retried batch POST must not depend on Graph: the batch exists, so it is answered from
+    storage, even while Graph cannot list the calendar (it used to list first and answer 502)."""
+    sandbox.create_event(ORGANIZER, "Once", [ATTENDEE], start=day(2))
+    first = organizer_post(app, WINDOW, headers={"Idempotency-Key": "leaver-99"})
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=5, operation="calendarView"))
+    again = organizer_post(app, WINDOW, headers={"Idempotency-Key": "leaver-99"})
+
+    assert first.status == again.status == 202
+    assert again.body["id"] == first.body["id"]
+    assert len(sandbox.calls("calendarView")) == 1
+    assert app.queue.get_queue_properties().approximate_message_count == 1

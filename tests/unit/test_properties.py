@@ -10,8 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meeting_cancel.graph import graph_path
-from meeting_cancel.parsing import parse_request
 from meeting_cancel.models import TRACKING_ID, CancelRequest
+from meeting_cancel.parsing import parse_request
 from meeting_cancel.problems import Problem
 
 BASE = "https://graph.microsoft.com/v1.0"
@@ -40,6 +40,7 @@ def test_valid_requests_build_urls_with_exactly_the_expected_segments(
         assert 400 <= problem.status < 500
         assert problem.detail
         return
+    assert request.eventId is not None
     parts = urlsplit(cancel_url(request.organizer, request.eventId))
     assert (parts.query, parts.fragment) == ("", "")
     segments = parts.path.split("/")

@@ -1,0 +1,89 @@
+"""One contract for every ``RecordStore``: the in-memory store (tests/unit) and the Table Storage
+store on Azurite (tests/integration) run the same cases, so the fast tier's store behaves as the
+real one does where the lifecycle depends on it: ETags, inserts that never overwrite, batches."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from meeting_cancel import lifecycle
+from meeting_cancel.batch_models import BatchRecord
+from meeting_cancel.errors import ConcurrentUpdate, GraphAnswer, GraphPermanentError
+from meeting_cancel.models import QueuedCancelRequest
+from meeting_cancel.record_store import RecordStore
+from meeting_cancel.records import Status
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+REQUEST = QueuedCancelRequest(organizer="adele.vance@contoso.com", eventId="AAMkAGI2TG93AAA=", comment="Closed.")
+
+
+class StoreContract:
+    """Subclasses provide a ``store`` fixture with an empty store."""
+
+    def test_insert_then_get_returns_the_record_with_an_etag(self, store: RecordStore) -> None:
+        stored = store.insert(lifecycle.accept("c-1", REQUEST, source="http", now=NOW, body_hash="h"))
+        assert stored is not None
+        assert stored.etag
+        read = store.get("c-1")
+        assert read == stored
+        assert read is not None
+        assert read.etag == stored.etag
+        assert (read.status, read.body_hash, read.created_at) == (Status.QUEUED, "h", NOW)
+
+    def test_a_second_insert_with_the_same_id_changes_nothing(self, store: RecordStore) -> None:
+        store.insert(lifecycle.accept("c-2", REQUEST, source="http", now=NOW, body_hash="first"))
+        again = store.insert(lifecycle.accept("c-2", REQUEST, source="http", now=NOW, body_hash="second"))
+        assert again is None
+        assert store.get("c-2").body_hash == "first"  # type: ignore[union-attr]
+
+    def test_replace_needs_the_etag_it_was_read_with(self, store: RecordStore) -> None:
+        stored = store.insert(lifecycle.accept("c-3", REQUEST, source="queue", now=NOW))
+        assert stored is not None
+        claimed = store.replace(lifecycle.claim(stored, now=NOW, lease_seconds=40))
+        assert claimed.etag != stored.etag
+        with pytest.raises(ConcurrentUpdate):
+            store.replace(lifecycle.fail(stored, now=NOW, failure=lifecycle.Failure("x", "stale")))
+        assert store.get("c-3").status == Status.PROCESSING  # type: ignore[union-attr]
+
+    def test_replace_of_a_deleted_record_is_a_concurrent_update(self, store: RecordStore) -> None:
+        stored = store.insert(lifecycle.accept("c-4", REQUEST, source="http", now=NOW))
+        assert stored is not None
+        store.delete("c-4")
+        assert store.get("c-4") is None
+        with pytest.raises(ConcurrentUpdate):
+            store.replace(lifecycle.claim(stored, now=NOW, lease_seconds=40))
+
+    def test_a_missing_record_is_none(self, store: RecordStore) -> None:
+        assert store.get("nothing-here") is None
+
+    def test_batches_and_their_children(self, store: RecordStore) -> None:
+        assert store.get_batch("b-1") is None
+        for child in ("b-1-a", "b-1-b"):
+            store.insert(lifecycle.accept(child, REQUEST, source="batch", now=NOW, batch_id="b-1"))
+        store.insert(lifecycle.accept("other", REQUEST, source="batch", now=NOW, batch_id="b-2"))
+        batch = BatchRecord(
+            id="b-1", organizer=REQUEST.organizer, count=2, request_hash="h", submitted_by="functionKey", created_at=NOW
+        )
+        store.put_batch(batch)
+        assert store.get_batch("b-1") == batch
+        assert sorted(r.id for r in store.by_batch("b-1")) == ["b-1-a", "b-1-b"]
+
+    def test_every_field_survives_the_round_trip(self, store: RecordStore) -> None:
+        stored = store.insert(lifecycle.accept("c-5", REQUEST, source="queue", now=NOW))
+        assert stored is not None
+        failed = lifecycle.fail(
+            replace(stored, throttle_count=2, throttled_since=NOW),
+            now=NOW,
+            failure=lifecycle.Failure.of(_graph_error()),
+            resolution="the last attempt's outcome is unknown",
+        )
+        written = store.replace(failed)
+        assert store.get("c-5") == written
+
+
+def _graph_error() -> GraphPermanentError:
+    answer = GraphAnswer(status=403, code="ErrorAccessDenied", request_id="r", date="d")
+    return GraphPermanentError("denied", code="accessDenied", answer=answer)
