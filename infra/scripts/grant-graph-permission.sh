@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Grants the managed identity the Microsoft Graph application permission Calendars.ReadWrite.
+# Grants the managed identity the Microsoft Graph application permission Calendars.ReadWrite, and
+# with CALLER_AUTH=entra also User.Read.All, which resolves an organizer's UPN to the object id that
+# signed-in callers are matched on (Graph's "Get user" reference lists User.Read.All as the least
+# privileged application permission).
 # Run by the azd postprovision hook (GRANT_GRAPH_PERMISSION=true) or by an administrator who may
 # assign app roles (Privileged Role Administrator, or AppRoleAssignment.ReadWrite.All), signed in
 # with `az login`.
@@ -20,7 +23,10 @@ graph_root=${graph_base%/v1.0}
 attempts=${GRANT_ATTEMPTS:-20}
 delay=${GRANT_RETRY_SECONDS:-30}
 graph_app_id=00000003-0000-0000-c000-000000000000
-calendars_read_write=ef54d2bf-783f-4e0f-bca1-3210c0444d99
+roles="Calendars.ReadWrite=ef54d2bf-783f-4e0f-bca1-3210c0444d99"
+if [ "${CALLER_AUTH:-functionKey}" = entra ]; then
+  roles="$roles User.Read.All=df021288-bdef-4463-88db-98f22de89214"
+fi
 
 if ! command -v az >/dev/null 2>&1; then
   echo "grant-graph-permission: needs the Azure CLI (az), signed in with 'az login' as an account that may assign app roles." >&2
@@ -31,22 +37,30 @@ graph() { az rest --resource "$graph_root" --output tsv "$@"; }
 
 # Each step returns on failure itself: errexit does not apply inside a function whose status is tested.
 try_grant() {
-  local graph_sp existing
+  local graph_sp existing entry name role_id
   graph_sp=$(graph --method GET --uri "$graph_base/servicePrincipals(appId='$graph_app_id')?\$select=id" --query id) || return 1
-  existing=$(graph --method GET --uri "$graph_base/servicePrincipals/$principal_id/appRoleAssignments" \
-    --query "length(value[?appRoleId=='$calendars_read_write' && resourceId=='$graph_sp'])") || return 1
-  if [ -z "$graph_sp" ] || [ -z "$existing" ]; then
-    echo "Graph answered without the service principal or the assignments." >&2
+  if [ -z "$graph_sp" ]; then
+    echo "Graph answered without its service principal." >&2
     return 1
   fi
-  if [ "$existing" != "0" ]; then
-    echo "Calendars.ReadWrite (application) is already granted to $principal_id."
-    return 0
-  fi
-  graph --method POST --uri "$graph_base/servicePrincipals/$principal_id/appRoleAssignments" \
-    --headers "Content-Type=application/json" \
-    --body "{\"principalId\": \"$principal_id\", \"resourceId\": \"$graph_sp\", \"appRoleId\": \"$calendars_read_write\"}" >/dev/null || return 1
-  echo "Granted Calendars.ReadWrite (application) to $principal_id."
+  for entry in $roles; do
+    name=${entry%%=*}
+    role_id=${entry#*=}
+    existing=$(graph --method GET --uri "$graph_base/servicePrincipals/$principal_id/appRoleAssignments" \
+      --query "length(value[?appRoleId=='$role_id' && resourceId=='$graph_sp'])") || return 1
+    if [ -z "$existing" ]; then
+      echo "Graph answered without the assignments." >&2
+      return 1
+    fi
+    if [ "$existing" != "0" ]; then
+      echo "$name (application) is already granted to $principal_id."
+      continue
+    fi
+    graph --method POST --uri "$graph_base/servicePrincipals/$principal_id/appRoleAssignments" \
+      --headers "Content-Type=application/json" \
+      --body "{\"principalId\": \"$principal_id\", \"resourceId\": \"$graph_sp\", \"appRoleId\": \"$role_id\"}" >/dev/null || return 1
+    echo "Granted $name (application) to $principal_id."
+  done
 }
 
 for attempt in $(seq 1 "$attempts"); do

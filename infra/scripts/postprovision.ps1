@@ -1,7 +1,7 @@
 <#
 .SYNOPSIS
 azd postprovision hook on Windows: with GRANT_GRAPH_PERMISSION=true, grants the new identity the
-Microsoft Graph application permission Calendars.ReadWrite.
+Microsoft Graph application permission Calendars.ReadWrite (and User.Read.All with CALLER_AUTH=entra).
 
 .DESCRIPTION
 The same steps as postprovision.sh and grant-graph-permission.sh: idempotent (an existing
@@ -25,7 +25,8 @@ $graphRoot = $graphBase -replace '/v1\.0$', ''
 $attempts = if ($env:GRANT_ATTEMPTS) { [int]$env:GRANT_ATTEMPTS } else { 20 }
 $delay = if ($env:GRANT_RETRY_SECONDS) { [int]$env:GRANT_RETRY_SECONDS } else { 30 }
 $graphAppId = '00000003-0000-0000-c000-000000000000'
-$calendarsReadWrite = 'ef54d2bf-783f-4e0f-bca1-3210c0444d99'
+$roles = [ordered]@{ 'Calendars.ReadWrite' = 'ef54d2bf-783f-4e0f-bca1-3210c0444d99' }
+if ($env:CALLER_AUTH -eq 'entra') { $roles['User.Read.All'] = 'df021288-bdef-4463-88db-98f22de89214' }
 
 function Invoke-Graph([string[]] $Arguments) {
     $output = & az rest --resource $graphRoot --output tsv @Arguments 2>&1
@@ -36,19 +37,21 @@ function Invoke-Graph([string[]] $Arguments) {
 for ($attempt = 1; $attempt -le $attempts; $attempt++) {
     try {
         $graphSp = Invoke-Graph @('--method', 'GET', '--uri', "$graphBase/servicePrincipals(appId='$graphAppId')?`$select=id", '--query', 'id')
-        $existing = Invoke-Graph @('--method', 'GET', '--uri', "$graphBase/servicePrincipals/$principalId/appRoleAssignments",
-            '--query', "length(value[?appRoleId=='$calendarsReadWrite' && resourceId=='$graphSp'])")
-        if ($existing -ne '0') {
-            Write-Host "Calendars.ReadWrite (application) is already granted to $principalId."
-            exit 0
+        foreach ($role in $roles.GetEnumerator()) {
+            $existing = Invoke-Graph @('--method', 'GET', '--uri', "$graphBase/servicePrincipals/$principalId/appRoleAssignments",
+                '--query', "length(value[?appRoleId=='$($role.Value)' && resourceId=='$graphSp'])")
+            if ($existing -ne '0') {
+                Write-Host "$($role.Key) (application) is already granted to $principalId."
+                continue
+            }
+            $body = @{ principalId = $principalId; resourceId = $graphSp; appRoleId = $role.Value } | ConvertTo-Json -Compress
+            $bodyFile = New-TemporaryFile
+            Set-Content -Path $bodyFile -Value $body -Encoding utf8
+            Invoke-Graph @('--method', 'POST', '--uri', "$graphBase/servicePrincipals/$principalId/appRoleAssignments",
+                '--headers', 'Content-Type=application/json', '--body', "@$bodyFile") | Out-Null
+            Remove-Item $bodyFile
+            Write-Host "Granted $($role.Key) (application) to $principalId."
         }
-        $body = @{ principalId = $principalId; resourceId = $graphSp; appRoleId = $calendarsReadWrite } | ConvertTo-Json -Compress
-        $bodyFile = New-TemporaryFile
-        Set-Content -Path $bodyFile -Value $body -Encoding utf8
-        Invoke-Graph @('--method', 'POST', '--uri', "$graphBase/servicePrincipals/$principalId/appRoleAssignments",
-            '--headers', 'Content-Type=application/json', '--body', "@$bodyFile") | Out-Null
-        Remove-Item $bodyFile
-        Write-Host "Granted Calendars.ReadWrite (application) to $principalId."
         exit 0
     }
     catch {

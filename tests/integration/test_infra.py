@@ -284,6 +284,16 @@ def test_the_grant_waits_for_a_new_identity_to_replicate_then_assigns_once(tmp_p
     assert "Granted Calendars.ReadWrite (application)" in result.stdout
 
 
+def test_entra_mode_also_grants_user_read_all_for_organizer_lookups(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, GRANT_GRAPH_PERMISSION="true", CALLER_AUTH="entra")
+    assert result.returncode == 0, result.stderr
+    posts = [c for c in calls if "--method POST" in c]
+    assert len(posts) == 2
+    assert '"appRoleId": "ef54d2bf-783f-4e0f-bca1-3210c0444d99"' in posts[0]
+    assert '"appRoleId": "df021288-bdef-4463-88db-98f22de89214"' in posts[1]
+    assert "Granted User.Read.All (application)" in result.stdout
+
+
 def test_an_existing_grant_is_left_alone(tmp_path: Path) -> None:
     result, calls = run_hook(tmp_path, mode="granted", GRANT_GRAPH_PERMISSION="true")
     assert result.returncode == 0, result.stderr
