@@ -1,6 +1,4 @@
-# make run   - the service on this machine: Azurite, the local function host, a Graph sandbox
-# make test  - the whole suite (lint, type checks, unit, functional and integration tests)
-# make bench - the benchmark table (about two minutes)
+# Targets for people and CI; `make help` lists them. Tools come from .venv (make install).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +6,12 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+TYPED := meeting_cancel cancel_function queue_trigger function_app.py local_runner bench tests
 
-.PHONY: install run test lint bench clean
+.PHONY: help install run unit test lint fmt schemas bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,20 +27,30 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) ## the Python and Node packages (Azurite)
 
-run: install
+run: install ## the service on this machine: Azurite, the local function host, a Graph sandbox
 	$(BIN)/python -m local_runner
 
-lint: $(PY_STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy meeting_cancel cancel_function queue_trigger function_app.py local_runner
+unit: $(PY_STAMP) ## the fast tier: no Azurite, no sandbox, no sockets (seconds)
+	$(BIN)/python -m pytest tests/unit -q
 
-test: install $(TOOLS_STAMP) lint
+test: install $(TOOLS_STAMP) lint ## everything: lint, type checks, unit and integration tests
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/python bench/run.py
+lint: $(PY_STAMP) ## ruff and mypy (strict) over the code, the tests and the benchmark
+	$(BIN)/ruff check .
+	$(BIN)/mypy $(TYPED)
 
-clean:
+fmt: $(PY_STAMP) ## format and fix what ruff can fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: $(PY_STAMP) ## regenerate schemas/queue-message.schema.json from the models
+	$(BIN)/python -m meeting_cancel.models > schemas/queue-message.schema.json
+
+bench: install ## the benchmark table (about two minutes)
+	$(BIN)/python -m bench
+
+clean: ## remove the environments, Azurite's data and caches
 	rm -rf $(VENV) $(TOOLS) node_modules .local .pytest_cache .mypy_cache .ruff_cache

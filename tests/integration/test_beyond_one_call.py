@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import Fault, GraphSandbox
 from meeting_cancel import service
 
 from .conftest import ATTENDEE, ORGANIZER
-from .support import AppUnderTest, queue_goes_down_after_start
+from .support import AppUnderTest, Response, queue_goes_down_after_start
 
 WINDOW = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
@@ -105,8 +106,8 @@ def test_occurrence_date_needs_a_time_zone(app: AppUnderTest, meeting: str) -> N
     assert "IANA" in bad_zone.body["detail"]
 
 
-def organizer_post(app: AppUnderTest, body: dict[str, object], **kwargs: object):  # type: ignore[no-untyped-def]
-    return app.request("POST", f"/api/organizers/{ORGANIZER}/cancellations", body, **kwargs)
+def organizer_post(app: AppUnderTest, body: Mapping[str, object], headers: dict[str, str] | None = None) -> Response:
+    return app.request("POST", f"/api/organizers/{ORGANIZER}/cancellations", body, headers=headers)
 
 
 def test_preview_lists_meetings_across_pages_and_changes_nothing(app: AppUnderTest, sandbox: GraphSandbox) -> None:

@@ -14,6 +14,7 @@ from local_runner.graph_sandbox import Fault, GraphSandbox
 from meeting_cancel import service
 from meeting_cancel.config import Settings
 from meeting_cancel.errors import ConfigurationError
+from meeting_cancel.status_store import StatusStore
 
 from .conftest import ATTENDEE, ORGANIZER
 from .support import AppUnderTest
@@ -291,7 +292,9 @@ def test_no_token_key_or_comment_reaches_the_logs_or_the_status_record(
     for secret in (SECRET_COMMENT, "restructuring", app.http.host_key, *tokens):
         assert secret not in everything
 
-    stored: list[dict[str, Any]] = list(service.current().store._table.list_entities())
+    table = service.current().store
+    assert isinstance(table, StatusStore)
+    stored: list[dict[str, Any]] = list(table._table.list_entities())
     assert len(stored) == 3
     assert SECRET_COMMENT not in json.dumps(stored, default=str)
     assert all(entity["has_comment"] for entity in stored)
