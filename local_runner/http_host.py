@@ -7,7 +7,8 @@ request's key does not reach is 401 before the app runs (keys.py); a body over
 ``Middleware/HttpRequestBodySizeMiddleware.cs`` sets Kestrel's ``MaxRequestBodySize`` from it;
 ``ScriptConstants.DefaultMaxRequestBodySize`` is 100 MB when it is unset or not a number).
 A path that a function declares for other methods is 405 with ``Allow`` (RFC 9110 §15.5.6); the
-Azure host's route constraint answers 404 there (README: where the local host differs).
+Azure host's route constraint answers 404 there (README: where the local host differs). The host's
+own answers (404, 405, 401, 413) have empty bodies, as ASP.NET Core's status results do.
 """
 
 from __future__ import annotations
@@ -104,14 +105,12 @@ class HttpHost:
         path = decode_path(parts.path)
         prefix = f"/{self.route_prefix}/" if self.route_prefix else "/"
         if not path.lower().startswith(prefix.lower()):
-            return func.HttpResponse("Not found", status_code=404)
+            return func.HttpResponse(status_code=404)
         matched = self.index.match(method, path[len(prefix) :])
         if matched is None:
-            return func.HttpResponse("Not found", status_code=404)
+            return func.HttpResponse(status_code=404)
         if isinstance(matched, frozenset):
-            return func.HttpResponse(
-                "Method not allowed", status_code=405, headers={"Allow": ", ".join(sorted(matched))}
-            )
+            return func.HttpResponse(status_code=405, headers={"Allow": ", ".join(sorted(matched))})
         function, route_values = matched
         if not self.keys.allows(function.auth_level, headers, parts.query):
             return func.HttpResponse(status_code=401)

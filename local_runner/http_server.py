@@ -1,11 +1,12 @@
 """The socket side of the local HTTP host: bounded threads, read timeouts, bodies read only when
 they may be.
 
-A connection gets a worker thread only once it has sent something; until then (and between
-keep-alive requests) one watcher thread holds it, and closes it when it stays silent too long. So
-stalled or idle sockets cost a file descriptor, not a thread, and at most ``workers`` requests are
-read at once. Every read has a timeout. The body is read only after routing and the key check
-passed and its declared length is within the limit (Kestrel checks ``Content-Length`` against
+One watcher thread holds every connection until a whole request head (request line and headers)
+has arrived; only then does a worker thread (at most ``workers`` of them) parse and serve it, and
+between keep-alive requests the connection goes back to the watcher. So silent, idle or slowly
+trickling sockets cost a file descriptor, not a thread, and are closed when a head does not
+complete within the read timeout. The body is read only after routing and the key check passed and
+its declared length is within the limit (Kestrel checks ``Content-Length`` against
 ``MaxRequestBodySize`` before reading and answers 413: dotnet/aspnetcore
 ``Http1ContentLengthMessageBody.OnReadStarting``); a refused request's connection is closed.
 """
@@ -13,6 +14,7 @@ passed and its declared length is within the limit (Kestrel checks ``Content-Len
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import queue
 import selectors
@@ -29,6 +31,8 @@ log = logging.getLogger("local_runner.host")
 READ_TIMEOUT_SECONDS = 10.0  # a request line, header or body chunk must arrive within this
 KEEP_ALIVE_SECONDS = 120.0  # Kestrel keeps idle connections 130 s; clients reconnect after
 WORKERS = 64
+MAX_HEAD_BYTES = 32 * 1024  # Kestrel's MaxRequestHeadersTotalSize; beyond it the parser answers 431
+HEAD_END = b"\r\n\r\n"
 
 
 class BodyTooLarge(Exception):
@@ -45,11 +49,59 @@ class Host(Protocol):
     def too_large(self) -> func.HttpResponse: ...
 
 
+class Parked:
+    """A connection the watcher holds, with what it has read of the next request's head."""
+
+    def __init__(self, sock: socket.socket, address: Any, deadline: float, received: bytes = b"") -> None:
+        self.sock = sock
+        self.address = address
+        self.deadline = deadline
+        self.received = bytearray(received)
+
+
+class PrefixedReader(io.RawIOBase):
+    """Reads what the watcher already received, then the socket (whose timeout applies)."""
+
+    def __init__(self, prefix: bytes, sock: socket.socket) -> None:
+        self._prefix = memoryview(prefix)
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError:
+            return None
+
+
+class SocketWriter(io.BufferedIOBase):
+    """Writes all of every buffer (``sendall``), as the standard handlers' writer does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+
 class BoundedHTTPServer(HTTPServer):
+    request_queue_size = 512  # Kestrel's listen backlog; a burst of connects is not refused or delayed
+
     def __init__(self, address: tuple[str, int], host: Host, *, workers: int = WORKERS) -> None:
         super().__init__(address, _handler(host))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-host")
-        self._incoming: queue.SimpleQueue[tuple[socket.socket, Any, float]] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[Parked] = queue.SimpleQueue()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._closing = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="http-host-watcher", daemon=True)
@@ -57,57 +109,83 @@ class BoundedHTTPServer(HTTPServer):
 
     # ----- called by serve_forever for each accepted connection
     def process_request(self, request: Any, client_address: Any) -> None:
-        self.wait_for_input(request, client_address, READ_TIMEOUT_SECONDS)
+        self.park(request, client_address, READ_TIMEOUT_SECONDS)
 
-    def wait_for_input(self, connection: socket.socket, client_address: Any, timeout: float) -> None:
-        """Parks a connection without a thread until it sends something or times out."""
-        self._incoming.put((connection, client_address, time.monotonic() + timeout))
+    def park(self, sock: socket.socket, address: Any, idle_timeout: float, received: bytes = b"") -> None:
+        """Holds a connection without a thread until a whole request head has arrived."""
+        self._incoming.put(Parked(sock, address, time.monotonic() + idle_timeout, received))
         with contextlib.suppress(OSError):
             self._wake_writer.send(b"\0")
 
     def _watch(self) -> None:
         selector = selectors.DefaultSelector()
         selector.register(self._wake_reader, selectors.EVENT_READ)
-        deadlines: dict[socket.socket, tuple[Any, float]] = {}
+        parked: dict[socket.socket, Parked] = {}
         while not self._closing.is_set():
-            soonest = min((d for _, d in deadlines.values()), default=time.monotonic() + 1.0)
+            soonest = min((p.deadline for p in parked.values()), default=time.monotonic() + 1.0)
             for key, _ in selector.select(timeout=max(0.0, min(1.0, soonest - time.monotonic()))):
                 if key.fileobj is self._wake_reader:
                     with contextlib.suppress(OSError):
                         self._wake_reader.recv(4096)
                     continue
-                connection = key.fileobj
-                assert isinstance(connection, socket.socket)
-                selector.unregister(connection)
-                address, _ = deadlines.pop(connection)
-                self._pool.submit(self._serve, connection, address)
+                assert isinstance(key.fileobj, socket.socket)
+                self._receive(parked[key.fileobj], parked, selector)
             while not self._incoming.empty():
-                connection, address, deadline = self._incoming.get()
+                connection = self._incoming.get()
                 try:
-                    selector.register(connection, selectors.EVENT_READ)
+                    connection.sock.setblocking(False)
+                    selector.register(connection.sock, selectors.EVENT_READ)
                 except (ValueError, OSError):  # closed meanwhile
                     continue
-                deadlines[connection] = (address, deadline)
+                parked[connection.sock] = connection
+                if HEAD_END in connection.received:  # a pipelined request arrived with the last one
+                    self._release(connection, parked, selector)
             now = time.monotonic()
-            for connection, (_, deadline) in list(deadlines.items()):
-                if deadline <= now:
-                    selector.unregister(connection)
-                    del deadlines[connection]
-                    self.shutdown_request(connection)
-        for connection in deadlines:
-            self.shutdown_request(connection)
+            for connection in [p for p in parked.values() if p.deadline <= now]:
+                self._drop(connection, parked, selector)
+        for connection in list(parked.values()):
+            self._drop(connection, parked, selector)
         selector.close()
 
-    def _serve(self, connection: socket.socket, address: Any) -> None:
+    def _receive(self, connection: Parked, parked: dict[socket.socket, Parked], selector: Any) -> None:
+        try:
+            chunk = connection.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(connection, parked, selector)
+            return
+        if not connection.received:  # the head must follow its first byte promptly
+            connection.deadline = min(connection.deadline, time.monotonic() + READ_TIMEOUT_SECONDS)
+        connection.received += chunk
+        if HEAD_END in connection.received or len(connection.received) > MAX_HEAD_BYTES:
+            self._release(connection, parked, selector)
+
+    def _release(self, connection: Parked, parked: dict[socket.socket, Parked], selector: Any) -> None:
+        selector.unregister(connection.sock)
+        del parked[connection.sock]
+        connection.sock.settimeout(READ_TIMEOUT_SECONDS)
+        self._pool.submit(self._serve, connection)
+
+    def _drop(self, connection: Parked, parked: dict[socket.socket, Parked], selector: Any) -> None:
+        selector.unregister(connection.sock)
+        del parked[connection.sock]
+        self.shutdown_request(connection.sock)
+
+    def _serve(self, connection: Parked) -> None:
         handed_back = False
         try:
-            handler = self.RequestHandlerClass(connection, address, self)  # type: ignore[arg-type]
+            handler = self.RequestHandlerClass(connection, connection.address, self)  # type: ignore[arg-type]
             handed_back = bool(getattr(handler, "handed_back", False))
+        except OSError as error:  # the client went away or stalled mid-request
+            log.debug("connection from %s ended: %r", connection.address, error)
         except Exception:
-            self.handle_error(connection, address)
+            self.handle_error(connection.sock, connection.address)
         finally:
             if not handed_back:
-                self.shutdown_request(connection)
+                self.shutdown_request(connection.sock)
 
     def server_close(self) -> None:
         self._closing.set()
@@ -123,7 +201,6 @@ class BoundedHTTPServer(HTTPServer):
 def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # answers go out at once, not after a delayed ACK
         timeout = READ_TIMEOUT_SECONDS
         handed_back = False
         server: BoundedHTTPServer
@@ -131,24 +208,33 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             log.debug(format, *args)
 
+        def setup(self) -> None:
+            parked: Parked = self.request
+            self.connection = parked.sock
+            self.connection.settimeout(self.timeout)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)  # no delayed-ACK wait
+            self.rfile = io.BufferedReader(PrefixedReader(bytes(parked.received), parked.sock))
+            self.wfile = SocketWriter(parked.sock)
+
         def handle(self) -> None:
             """One request, then the connection goes back to the watcher while it is idle."""
             self.close_connection = True
             self.handle_one_request()
             while not self.close_connection:
-                if not self._input_buffered():
-                    self.server.wait_for_input(self.connection, self.client_address, KEEP_ALIVE_SECONDS)
+                pending = self._buffered_input()
+                if HEAD_END not in pending:
+                    self.server.park(self.connection, self.client_address, KEEP_ALIVE_SECONDS, pending)
                     self.handed_back = True
                     return
                 self.handle_one_request()
 
-        def _input_buffered(self) -> bool:
-            """Whether a pipelined request is already waiting (never blocks)."""
+        def _buffered_input(self) -> bytes:
+            """What has already arrived of a pipelined next request (never blocks)."""
             self.connection.setblocking(False)
             try:
-                return bool(self.rfile.peek(1))  # type: ignore[attr-defined]
+                return bytes(self.rfile.peek(MAX_HEAD_BYTES))  # type: ignore[attr-defined]
             except OSError:
-                return False
+                return b""
             finally:
                 self.connection.settimeout(self.timeout)
 
