@@ -21,7 +21,7 @@ roots are signals with one reader each, listed here so the whole tree is in one 
     RetryLater                      (worker.py) raised to the queue host: deliver the message again
     UnsupportedBinding              (local_runner/host.py) the local host cannot serve a binding the
                                     app declares; start-up stops
-    pydantic.ValidationError        (third party) read by ``models.describe_errors``, never escapes
+    pydantic.ValidationError        (third party) read by ``parsing.describe_errors``, never escapes
 
 Context is keyword-only so that a raise site always says what each value is.
 """

@@ -6,13 +6,12 @@ workflows. Messages are written for people fixing a request, so each says what t
 
 from __future__ import annotations
 
-import difflib
 import re
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
@@ -263,35 +262,6 @@ class CancellationStatus(BaseModel):
     resolution: str | None = Field(None, description="How a final request was settled")
     error: CancellationError | None = Field(None, description="Why a failed request failed")
     lastError: CancellationError | None = Field(None, description="The last transient error of a retrying request")
-
-
-def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
-    """Turns pydantic's errors into one ``{"field", "message"}`` per problem, each actionable."""
-    known = list(model.model_fields)
-    described = []
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or str(item.get("ctx", {}).get("field", "(body)"))
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            guess = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
-            hint = f"did you mean {guess[0]!r}? " if guess else ""
-            message = f"unknown field; {hint}the fields are {', '.join(known)}"
-        elif kind == "missing":
-            message = f"required: {FIELD_HELP.get(field, field)}"
-        elif kind in ("string_type",):
-            message = "must be a string"
-        elif kind == "string_too_short":
-            message = "must not be empty" if item["ctx"].get("min_length") == 1 else item["msg"].lower()
-        elif kind == "string_too_long":
-            message = f"is too long: at most {item['ctx']['max_length']} characters"
-        else:
-            message = item["msg"]
-        described.append({"field": field, "message": message})
-    return described
-
-
-def validation_detail(errors: list[dict[str, str]]) -> str:
-    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
 
 
 def queue_message_schema() -> dict[str, Any]:

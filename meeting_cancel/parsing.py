@@ -1,15 +1,16 @@
-"""HTTP bodies into models: the 413, 415 and 400 problems that say what to send instead, and
-validation errors listed field by field."""
+"""Bodies into models: the 413, 415 and 400 problems that say what to send instead, and
+validation errors listed field by field, each saying what to fix (HTTP bodies and queue messages)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .models import CancelRequest, describe_errors, validation_detail
+from .models import FIELD_HELP, CancelRequest
 from .problems import Problem
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -60,3 +61,32 @@ def parse_json(body: bytes, *, content_type: str | None) -> Any:
             f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
         ) from None
     return document
+
+
+def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
+    """Turns pydantic's errors into one ``{"field", "message"}`` per problem, each actionable."""
+    known = list(model.model_fields)
+    described = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or str(item.get("ctx", {}).get("field", "(body)"))
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            guess = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            message = f"unknown field; {hint}the fields are {', '.join(known)}"
+        elif kind == "missing":
+            message = f"required: {FIELD_HELP.get(field, field)}"
+        elif kind in ("string_type",):
+            message = "must be a string"
+        elif kind == "string_too_short":
+            message = "must not be empty" if item["ctx"].get("min_length") == 1 else item["msg"].lower()
+        elif kind == "string_too_long":
+            message = f"is too long: at most {item['ctx']['max_length']} characters"
+        else:
+            message = item["msg"]
+        described.append({"field": field, "message": message})
+    return described
+
+
+def validation_detail(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)

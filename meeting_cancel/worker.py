@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from . import lifecycle, steps
 from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
 from .lifecycle import Failure
-from .models import TRACKING_ID, QueuedCancelRequest, describe_errors, validation_detail
+from .models import TRACKING_ID, QueuedCancelRequest
+from .parsing import describe_errors, validation_detail
 from .records import Status, StatusRecord
 from .work_queue import decode
 
