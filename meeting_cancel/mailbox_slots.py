@@ -20,17 +20,17 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from .errors import StorageUnavailable
+from .storage import storage_errors
 
 FREE = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -151,15 +151,9 @@ class MailboxSlots:
         return sum(1 for row in self._rows(mailbox_key(mailbox), refresh=True).values() if row.expires_at > now)
 
 
-@contextmanager
-def translated(operation: str) -> Iterator[None]:
+def translated(operation: str) -> AbstractContextManager[None]:
     """Storage failures as ``StorageUnavailable``; the outcomes the caller handles pass through."""
-    try:
-        yield
-    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-        raise
-    except AzureError as error:
-        raise StorageUnavailable(str(error), operation=operation) from error
+    return storage_errors(operation, passing=(ResourceExistsError, ResourceModifiedError, ResourceNotFoundError))
 
 
 def mailbox_key(mailbox: str) -> str:

@@ -16,16 +16,17 @@ instance, by single requests and by batches.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from .errors import StorageUnavailable
+from .storage import storage_errors
 
 DEFAULT_RECIPIENTS_PER_DAY = 10_000
 BUCKET = timedelta(hours=1)
@@ -153,11 +154,6 @@ def _start(row: str) -> datetime:
     return datetime.strptime(row, "%Y%m%d%H").replace(tzinfo=UTC)
 
 
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    try:
-        yield
-    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-        raise
-    except AzureError as error:
-        raise StorageUnavailable(str(error), operation=operation) from error
+def _translated(operation: str) -> AbstractContextManager[None]:
+    """Storage failures as ``StorageUnavailable``; the outcomes the caller handles pass through."""
+    return storage_errors(operation, passing=(ResourceExistsError, ResourceModifiedError, ResourceNotFoundError))

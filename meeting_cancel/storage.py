@@ -22,12 +22,15 @@ _TIMEOUTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
 
 
 @contextmanager
-def storage_errors(operation: str) -> Iterator[None]:
+def storage_errors(operation: str, *, passing: tuple[type[AzureError], ...] = ()) -> Iterator[None]:
     """The one translation of the storage SDKs' errors: anything the SDK raises that the block did
     not handle itself becomes ``StorageUnavailable`` naming the operation (as httpx maps transport
-    errors to its own tree)."""
+    errors to its own tree). ``passing``: answers the caller handles itself outside the block (an
+    entity that exists, changed or is missing), raised unchanged."""
     try:
         yield
+    except passing:
+        raise
     except AzureError as error:
         raise StorageUnavailable(str(error), operation=operation) from error
 
