@@ -16,6 +16,8 @@ instance, by single requests and by batches.
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from .errors import StorageUnavailable
 from .storage import storage_errors
 
 DEFAULT_RECIPIENTS_PER_DAY = 10_000
+MAX_WRITE_ATTEMPTS = 40  # optimistic writes to one row; each conflict means another send was counted
 BUCKET = timedelta(hours=1)
 COUNTED_FOR = timedelta(hours=25)  # 24 h after the last moment a bucket can hold, so never early
 Buckets = Mapping[datetime, int]
@@ -89,11 +92,12 @@ class RecipientBudget:
     table: TableClient
     limit: int = DEFAULT_RECIPIENTS_PER_DAY
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    pause: Callable[[int], None] = field(default=lambda attempt: time.sleep(random.uniform(0, 0.005 * attempt)))
 
     def reserve(self, mailbox: str, recipients: int) -> Reservation | datetime:
         """Counts the notice now if it fits; otherwise the moment it will fit (nothing counted)."""
         key = budget_key(mailbox)
-        for _ in range(8):
+        for attempt in range(MAX_WRITE_ATTEMPTS):
             now = self.clock()
             rows = self._buckets(key)
             due = earliest_send({start: count for start, (count, _) in rows.items()}, recipients, self.limit, now)
@@ -103,11 +107,12 @@ class RecipientBudget:
             count, etag = rows.get(bucket, (0, None))
             if self._write(key, bucket, count + recipients, etag):
                 return Reservation(key, bucket, recipients)
+            self.pause(attempt)
         raise StorageUnavailable("the recipient budget kept changing", operation="reserve recipients")
 
     def refund(self, reservation: Reservation) -> None:
         """Gives back a reservation whose notice was certainly not sent."""
-        for _ in range(8):
+        for attempt in range(MAX_WRITE_ATTEMPTS):
             rows = self._buckets(reservation.mailbox_key)
             count, etag = rows.get(reservation.bucket, (0, None))
             if etag is None:
@@ -115,6 +120,7 @@ class RecipientBudget:
             remaining = max(0, count - reservation.recipients)
             if self._write(reservation.mailbox_key, reservation.bucket, remaining, etag):
                 return
+            self.pause(attempt)
 
     def usage(self, mailbox: str) -> dict[datetime, int]:
         return {start: count for start, (count, _) in self._buckets(budget_key(mailbox)).items()}
