@@ -82,14 +82,16 @@ def submit(
         raise Problem(400, "invalidRequest", "Invalid organizer", f"organizer: {error.message()}") from None
     window = parse_model(body, WindowRequest, content_type=content_type)
     service.settings.organizers.require(organizer)
-    decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
     batch_id = idempotency.request_id_for(idempotency_key, caller)
     request_hash = fingerprint(organizer, window)
     if not window.preview:
         existing = service.store.get_batch(batch_id)
-        if existing is not None:  # a replay: answered from storage, Graph is not asked again
+        if existing is not None:
+            # A replay, answered from storage before Graph is asked anything: the id is the caller's
+            # own (their label and key), so this is a status read by the batch's submitter.
             idempotency.check_replay(existing.request_hash, request_hash)
             return batch_view(service, batch_id, caller=caller), False
+    decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
     try:
         meetings = find_meetings(service, organizer, window, batch_id)
     except (GraphError, IdentityUnavailable) as error:
