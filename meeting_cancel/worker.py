@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FINAL_WRITE_TRIES = 3
+MAX_STEPS = 5
 
 
 class Outcome(StrEnum):
@@ -142,12 +143,13 @@ class _Attempt:
 
     def run(self) -> Outcome:
         try:
-            while True:
+            for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
                 outcome = self._perform(steps.next_step(self.record, self.request, self.service.clock(), self.settings))
                 if outcome is not None:
                     return outcome
         except (GraphError, IdentityUnavailable) as error:
             return self._after_error(error)
+        raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
 
     @property
     def settings(self) -> Settings:
