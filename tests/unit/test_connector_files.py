@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import json5
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 from PIL import Image
@@ -93,6 +93,7 @@ def test_icon_is_230_square_on_the_brand_color() -> None:
     with Image.open(CONNECTOR / "icon.png") as icon:
         assert icon.size == (230, 230)
         corner = icon.convert("RGB").getpixel((0, 0))
+    assert isinstance(corner, tuple)
     assert "#{:02x}{:02x}{:02x}".format(*corner) == color
 
 
