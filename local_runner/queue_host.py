@@ -1,6 +1,11 @@
 """Queue triggers with the host's semantics read from host.json: batchSize, newBatchThreshold,
 polling backoff up to maxPollingInterval, visibilityTimeout after a failure, maxDequeueCount then
-``<queue>-poison``, and messageEncoding (a message that cannot be decoded goes to poison at once)."""
+``<queue>-poison``, and messageEncoding (a message that cannot be decoded goes to poison at once).
+
+While a function runs, its message's lease is renewed, as the host does (Azure/azure-webjobs-sdk
+``QueueListener``: a 10-minute visibility, updated on a timer for the duration of the execution).
+Locally the lease is 30 s, renewed every 10 s: after a crash the messages that were being processed
+come back within 30 s instead of 10 minutes."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -24,8 +30,59 @@ from meeting_cancel.storage import queue_client
 from .index import QueueFunction, invocation_log
 
 log = logging.getLogger("local_runner.host")
-MESSAGE_LEASE_SECONDS = 300
+MESSAGE_LEASE_SECONDS = 30
+LEASE_RENEWAL_SECONDS = 10
 MIN_POLL_SECONDS = 0.1
+
+
+class Leases:
+    """Keeps in-flight messages invisible while their function runs."""
+
+    def __init__(self, queue: QueueClient, seconds: int = MESSAGE_LEASE_SECONDS) -> None:
+        self.queue = queue
+        self.seconds = seconds
+        self._held: dict[str, tuple[QueueMessage, threading.Lock, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="queue-leases", daemon=True)
+        self._thread.start()
+
+    def hold(self, message: QueueMessage) -> None:
+        with self._lock:
+            self._held[message.id] = (message, threading.Lock(), time.monotonic() + LEASE_RENEWAL_SECONDS)
+
+    @contextlib.contextmanager
+    def finishing(self, message: QueueMessage) -> Iterator[None]:
+        """No renewal runs while the message is completed, returned or poisoned."""
+        with self._lock:
+            held = self._held.pop(message.id, None)
+        if held is None:
+            yield
+            return
+        with held[1]:
+            yield
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            with self._lock:
+                due = [(m, lock) for m, lock, at in self._held.values() if at <= now]
+            for message, lock in due:
+                with lock, contextlib.suppress(AzureError):
+                    with self._lock:
+                        if message.id not in self._held:
+                            continue
+                    renewed = self.queue.update_message(
+                        message.id, pop_receipt=message.pop_receipt, visibility_timeout=self.seconds
+                    )
+                    message.pop_receipt = renewed.pop_receipt
+                    with self._lock:
+                        if message.id in self._held:
+                            self._held[message.id] = (message, lock, now + LEASE_RENEWAL_SECONDS)
 
 
 class QueueListener:
@@ -41,6 +98,7 @@ class QueueListener:
         self._pool = ThreadPoolExecutor(
             max_workers=host_settings.batch_size + self.new_batch_threshold, thread_name_prefix=f"queue-{function.name}"
         )
+        self._leases = Leases(self.queue)
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -63,6 +121,7 @@ class QueueListener:
         if self._thread:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True)
+        self._leases.stop()
 
     def _loop(self) -> None:
         delay = MIN_POLL_SECONDS
@@ -114,6 +173,16 @@ class QueueListener:
         return len(messages)
 
     def _process(self, message: QueueMessage) -> None:
+        self._leases.hold(message)
+        outcome: Callable[[QueueMessage], None] = self._complete
+        try:
+            outcome = self._run(message)
+        finally:
+            with self._leases.finishing(message):
+                outcome(message)
+
+    def _run(self, message: QueueMessage) -> Callable[[QueueMessage], None]:
+        """Runs the function; what to do with the message afterwards."""
         body = _message_body(message.content, self.settings.message_encoding)
         if body is None:
             log.error(
@@ -122,8 +191,7 @@ class QueueListener:
                 message.id,
                 self.settings.message_encoding,
             )
-            self._to_poison(message)
-            return
+            return self._to_poison
         invocation_id = str(uuid.uuid4())
         log.info(
             "Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s)",
@@ -145,10 +213,9 @@ class QueueListener:
             self.function.call(**{self.function.argument: trigger})
         except Exception as error:
             invocation_log(self.function.name, started, invocation_id, error)
-            self._failed(message)
-            return
+            return self._failed
         invocation_log(self.function.name, started, invocation_id, None)
-        self._complete(message)
+        return self._complete
 
     def _complete(self, message: QueueMessage) -> None:
         try:
@@ -173,8 +240,13 @@ class QueueListener:
             log.warning("could not return message %s (%s); its lease will expire", message.id, type(error).__name__)
 
     def _to_poison(self, message: QueueMessage) -> None:
-        self.poison.send_message(message.content)
-        self.queue.delete_message(message)
+        try:
+            self.poison.send_message(message.content)
+            self.queue.delete_message(message)
+        except AzureError as error:
+            log.warning(
+                "could not poison message %s (%s); it will be delivered again", message.id, type(error).__name__
+            )
 
 
 def _message_body(content: Any, encoding: str) -> bytes | None:
