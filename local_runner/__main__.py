@@ -10,6 +10,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from meeting_cancel.errors import ConfigurationError
+
+from .azurite import DEVELOPMENT_PORTS
 from .graph_sandbox import rest_id
 from .index import UnsupportedBinding
 from .keys import KEY_HEADER, KEY_SETTING
@@ -32,7 +35,7 @@ def main() -> int:
         runner.data_dir = Path(os.environ["LOCAL_DATA_DIR"])
     try:
         runner.start()
-    except (StartupError, UnsupportedBinding) as error:
+    except (StartupError, UnsupportedBinding, ConfigurationError) as error:
         print(f"local_runner: {error}", file=sys.stderr, flush=True)
         return 1
     try:
@@ -64,12 +67,10 @@ def banner(runner: LocalRunner) -> str:
     storage = runner.values.get("AzureWebJobsStorage", "")
     if runner.azurite or runner.shared_azurite:
         how = "already running, shared" if runner.shared_azurite else f"data in {runner.data_dir / 'azurite'}"
-        ports = _ports(storage, runner)
+        ports = _ports(runner)
         lines.append(f"  Azurite          development account devstoreaccount1, {ports} ({how})")
         if storage.lower() == "usedevelopmentstorage=true":
-            lines.append(
-                "                   the same queue for Storage Explorer, az storage: UseDevelopmentStorage=true"
-            )
+            lines.append(f"{'':19}Storage Explorer, az storage and the SDKs reach it as UseDevelopmentStorage=true")
     if runner.sandbox:
         sandbox = runner.sandbox.base_url
         lines += [
@@ -91,11 +92,9 @@ def banner(runner: LocalRunner) -> str:
     return "\n".join(lines)
 
 
-def _ports(storage: str, runner: LocalRunner) -> str:
-    if runner.azurite:
-        a = runner.azurite
-        return f"blob {a.blob_port}, queue {a.queue_port}, table {a.table_port}"
-    return "blob 10000, queue 10001, table 10002"
+def _ports(runner: LocalRunner) -> str:
+    blob, queue, table = runner.storage_ports or DEVELOPMENT_PORTS
+    return f"blob {blob}, queue {queue}, table {table}"
 
 
 if __name__ == "__main__":

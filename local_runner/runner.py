@@ -87,6 +87,7 @@ class LocalRunner:
         else:
             self.azurite = azurite.start()
             ports = (azurite.blob_port, azurite.queue_port, azurite.table_port)
+        self.storage_ports = ports  # where it is served, for the banner and for tests
         self.values["AzureWebJobsStorage"] = (
             DEVELOPMENT_STORAGE if ports == DEVELOPMENT_PORTS else azurite.connection_string
         )
