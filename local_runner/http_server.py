@@ -203,6 +203,7 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         timeout = READ_TIMEOUT_SECONDS
         handed_back = False
+        continue_pending = False
         server: BoundedHTTPServer
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -239,6 +240,12 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 self.connection.settimeout(self.timeout)
 
         def _serve(self) -> None:
+            try:
+                self._answer()
+            finally:
+                self.continue_pending = False
+
+        def _answer(self) -> None:
             headers = dict(self.headers.items())
             routed = host.route(self.command, self.path, headers)
             if isinstance(routed, func.HttpResponse):
@@ -265,8 +272,15 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             self._send(response)
 
+        def handle_expect_100(self) -> bool:
+            """``100 Continue`` is sent only when the body is about to be read (as Kestrel does), so
+            a client that asked first never sends a body the host refuses."""
+            self.continue_pending = True
+            return True
+
         def _read_body(self, limit: int) -> bytes:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self._send_continue()
                 return self._read_chunked(limit)
             declared = self.headers.get("Content-Length")
             if declared is None:
@@ -276,7 +290,15 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
             length = int(declared)
             if length > limit:
                 raise BodyTooLarge
-            return self.rfile.read(length) if length else b""
+            if not length:
+                return b""
+            self._send_continue()
+            return self.rfile.read(length)
+
+        def _send_continue(self) -> None:
+            if self.continue_pending:
+                self.continue_pending = False
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
         def _read_chunked(self, limit: int) -> bytes:
             body = bytearray()

@@ -117,6 +117,23 @@ def test_a_declared_50_mb_body_is_refused_with_413_without_being_read(host: Http
     assert recorder.bodies == []
 
 
+def test_a_client_that_expects_100_continue_is_refused_before_it_sends(host: HttpHost, recorder: Recorder) -> None:
+    head = f"PUT /api/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {50 << 20}\r\n\r\n"
+    answer = raw_exchange(host, head.encode())
+    assert answer.startswith(b"HTTP/1.1 413")  # no 100 Continue first: the body is never invited
+    assert recorder.bodies == []
+
+
+def test_a_client_that_expects_100_continue_is_invited_when_its_body_fits(host: HttpHost, recorder: Recorder) -> None:
+    port = int(host.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"PUT /api/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        assert connection.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        connection.sendall(b"hello")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+    assert recorder.bodies == [5]
+
+
 def test_a_chunked_body_over_the_limit_is_refused(host: HttpHost, recorder: Recorder) -> None:
     chunk = b"x" * 40000
     body = b"".join(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(2)) + b"0\r\n\r\n"
