@@ -110,7 +110,7 @@ def test_an_azurite_already_serving_the_development_account_is_shared(
     tmp_path: Path, development_azurite: Azurite
 ) -> None:
     ports = (development_azurite.blob_port, development_azurite.queue_port, development_azurite.table_port)
-    values = development_values("shared")
+    values = development_values("reused")
     runner = LocalRunner(port=0, data_dir=tmp_path / "runner", values=values, storage_ports=ports).start()
     try:
         assert runner.shared_azurite
