@@ -34,6 +34,8 @@ class Move(StrEnum):
     RETRY_LATER = "retry later"  # a transient failure: the host delivers the message again
     COMPLETE = "complete"  # Graph cancelled it, or a verification found it gone
     FAIL = "fail"  # a permanent refusal, or the retries ran out
+    ABORT = "abort"  # an operator stopped a request before its Graph call (loses to a claim: ETag)
+    RETRY = "retry"  # an operator (or a redriven message) sends a request that failed for a passing reason again
 
 
 Origin = Status | None  # None: no record yet
@@ -51,6 +53,8 @@ MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
     Move.RETRY_LATER: (PENDING, Status.RETRYING),
     Move.COMPLETE: (frozenset({Status.PROCESSING, Status.RETRYING}), Status.CANCELLED),
     Move.FAIL: (PENDING, Status.FAILED),
+    Move.ABORT: (PENDING, Status.ABORTED),
+    Move.RETRY: (frozenset({Status.FAILED}), Status.QUEUED),
 }
 
 
@@ -87,7 +91,7 @@ def _enter(move: Move, record: StatusRecord, now: datetime, **changes: Any) -> S
     origins, target = MOVES[move]
     if record.status not in origins:
         raise IllegalMove(f"{move} cannot leave {record.status}", record_id=record.id, move=str(move))
-    return replace(record, status=target or record.status, updated_at=now, **changes)
+    return replace(record, status=target or record.status, updated_at=now, moved_from=record.status, **changes)
 
 
 def _create(move: Move, request_id: str, now: datetime, **values: Any) -> StatusRecord:
@@ -214,6 +218,39 @@ def complete(record: StatusRecord, *, now: datetime, resolution: str) -> StatusR
 
 def fail(record: StatusRecord, *, now: datetime, failure: Failure, resolution: str | None = None) -> StatusRecord:
     return _enter(Move.FAIL, record, now, resolution=resolution, **_SETTLED, **failure.fields())
+
+
+def abort(record: StatusRecord, *, now: datetime, by: str) -> StatusRecord:
+    """Final without a Graph call. Written with the ETag of a record read with no call in flight and
+    no unknown outcome, so a concurrent ``claim`` makes exactly one of the two writes fail."""
+    return _enter(
+        Move.ABORT,
+        record,
+        now,
+        resolution=f"aborted by {by} before it was sent to Graph",
+        error_code=None,
+        error_message=None,
+        **_SETTLED,
+    )
+
+
+def retry(record: StatusRecord, *, now: datetime, by: str) -> StatusRecord:
+    """Back to ``queued`` for one more attempt. When the last attempt's outcome was unknown the doubt
+    is kept (``outcome_unknown``), so the worker reads the event before any new cancel."""
+    from .steps import MAYBE_SENT
+
+    return _enter(
+        Move.RETRY,
+        record,
+        now,
+        outcome_unknown=record.resolution == MAYBE_SENT,
+        in_flight_until=None,
+        next_attempt_at=None,
+        delayed_copy_due=None,
+        throttled_since=None,
+        throttle_count=0,
+        resolution=f"retried by {by} after {record.error_code}",
+    )
 
 
 def diagram() -> str:

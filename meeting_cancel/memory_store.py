@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import replace
+from typing import Any
 
 from .batch_models import BatchRecord
 from .errors import ConcurrentUpdate
@@ -17,6 +18,7 @@ class InMemoryRecordStore(RecordStore):
     def __init__(self) -> None:
         self._records: dict[str, StatusRecord] = {}
         self._batches: dict[str, BatchRecord] = {}
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -60,3 +62,24 @@ class InMemoryRecordStore(RecordStore):
     def put_batch(self, batch: BatchRecord) -> None:
         with self._lock:
             self._batches[batch.id] = batch
+
+    def delete_batch(self, batch_id: str) -> None:
+        with self._lock:
+            self._batches.pop(batch_id, None)
+
+    def put_row(self, entity: dict[str, Any]) -> None:
+        with self._lock:
+            self._rows[(entity["PartitionKey"], entity["RowKey"])] = dict(entity)
+
+    def delete_row(self, partition: str, row: str) -> None:
+        with self._lock:
+            self._rows.pop((partition, row), None)
+
+    def rows(
+        self, partition_from: str, partition_to: str, *, after: str = "", before: str = "~", limit: int
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            keys = sorted(
+                key for key in self._rows if partition_from <= key[0] <= partition_to and after < key[1] < before
+            )
+            return [dict(self._rows[key]) for key in keys[:limit]]

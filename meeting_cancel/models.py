@@ -26,6 +26,8 @@ REST_ID = re.compile(r"^[A-Za-z0-9_-]+=*$")
 ICAL_UID = re.compile(r"^[A-Za-z0-9._@:+/=-]{1,1024}$")
 # Tracking ids become Table Storage keys and URL segments.
 TRACKING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# W3C Trace Context version 00 (https://www.w3.org/TR/trace-context/#traceparent-header).
+TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 MAX_ORGANIZER_LENGTH = 256
 MAX_EVENT_ID_LENGTH = 1024
@@ -41,6 +43,7 @@ FIELD_HELP = {
     "occurrenceDate": "with the eventId of a series: the day (YYYY-MM-DD) of the one occurrence to cancel",
     "timeZone": "with occurrenceDate: the IANA time zone the day is in, such as Europe/Berlin",
     "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
+    "traceparent": "a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, optional): the worker continues this trace",
 }
 
 
@@ -216,11 +219,23 @@ class QueuedCancelRequest(CancelRequest):
         Field(max_length=128, description=FIELD_HELP["id"], json_schema_extra={"pattern": TRACKING_ID.pattern}),
     ] = None
 
+    traceparent: Annotated[
+        str | None,
+        Field(max_length=55, description=FIELD_HELP["traceparent"], json_schema_extra={"pattern": TRACEPARENT.pattern}),
+    ] = None
+
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
         if value is not None and not TRACKING_ID.fullmatch(value):
             raise PydanticCustomError("tracking_id", FIELD_HELP["id"])
+        return value
+
+    @field_validator("traceparent")
+    @classmethod
+    def _check_traceparent(cls, value: str | None) -> str | None:
+        if value is not None and not TRACEPARENT.fullmatch(value):
+            raise PydanticCustomError("traceparent", FIELD_HELP["traceparent"])
         return value
 
 
@@ -242,11 +257,12 @@ class CancellationError(BaseModel):
 
 
 class CancellationStatus(BaseModel):
-    """The status resource: pending while queued, processing or retrying; final when cancelled or failed."""
+    """The status resource: pending while queued, processing or retrying; final when cancelled, failed
+    or aborted."""
 
     id: str = Field(description="The tracking id")
-    status: Literal["queued", "processing", "retrying", "cancelled", "failed"] = Field(
-        description="queued, processing and retrying are pending; cancelled and failed are final"
+    status: Literal["queued", "processing", "retrying", "cancelled", "failed", "aborted"] = Field(
+        description="queued, processing and retrying are pending; cancelled, failed and aborted are final"
     )
     organizer: str = Field(description=FIELD_HELP["organizer"])
     eventId: str | None = Field(

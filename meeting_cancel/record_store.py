@@ -6,11 +6,14 @@ abstract store with a Table Storage implementation (``status_store``) and an in-
 * ``replace`` writes only if the stored record still has the ETag the record was read with, and
   raises ``ConcurrentUpdate`` otherwise (also when the record was deleted meanwhile).
 * Outages raise ``StorageUnavailable``.
+* Plain rows (``put_row``, ``rows``, ``delete_row``) carry the listing index (``request_index``):
+  range reads of one partition, or of a range of partitions, never a scan of the table.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from .batch_models import BatchRecord
 from .records import StatusRecord
@@ -42,3 +45,21 @@ class RecordStore(ABC):
     @abstractmethod
     def put_batch(self, batch: BatchRecord) -> None:
         """Stores the batch record (written last: a batch that exists is complete)."""
+
+    @abstractmethod
+    def delete_batch(self, batch_id: str) -> None: ...
+
+    @abstractmethod
+    def put_row(self, entity: dict[str, Any]) -> None:
+        """Writes a plain row (an index row), replacing one with the same keys."""
+
+    @abstractmethod
+    def delete_row(self, partition: str, row: str) -> None:
+        """Removes a plain row; one that is gone already is fine."""
+
+    @abstractmethod
+    def rows(
+        self, partition_from: str, partition_to: str, *, after: str = "", before: str = "~", limit: int
+    ) -> list[dict[str, Any]]:
+        """Rows with ``partition_from <= PartitionKey <= partition_to`` and ``after < RowKey < before``,
+        in key order, at most ``limit`` (one partition when both bounds are equal)."""

@@ -21,13 +21,14 @@ class Status(StrEnum):
     RETRYING = "retrying"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    ABORTED = "aborted"
 
     @property
     def final(self) -> bool:
         return self in FINAL
 
 
-FINAL = frozenset({Status.CANCELLED, Status.FAILED})
+FINAL = frozenset({Status.CANCELLED, Status.FAILED, Status.ABORTED})
 PENDING = frozenset(Status) - FINAL
 
 
@@ -68,18 +69,21 @@ class StatusRecord:
     graph_request_id: str | None = None
     graph_date: str | None = None
     etag: str | None = field(default=None, compare=False)
+    # The status a move left (set by ``lifecycle``, never stored): lets the listing index follow a
+    # record from pending to final and back without reading it first.
+    moved_from: Status | None = field(default=None, compare=False)
 
     def to_entity(self) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": self.id, "RowKey": ROW_KEY}
         for name, value in asdict(self).items():
-            if name in ("id", "etag") or value is None:
+            if name in ("id", "etag", "moved_from") or value is None:
                 continue
             entity[name] = str(value) if isinstance(value, Status) else value
         return entity
 
     @classmethod
     def from_entity(cls, entity: Any, *, etag: str | None = None) -> StatusRecord:
-        known = {f.name for f in fields(cls)} - {"id", "etag"}
+        known = {f.name for f in fields(cls)} - {"id", "etag", "moved_from"}
         values = {name: value for name, value in entity.items() if name in known}
         values["status"] = Status(values["status"])
         for name in _MOMENTS:

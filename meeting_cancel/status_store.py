@@ -7,7 +7,9 @@ they own its next Graph call. The comment text is never stored here.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import replace
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -82,3 +84,28 @@ class StatusStore(RecordStore):
         entity = {"PartitionKey": batch.id, "RowKey": BATCH_ROW, **batch.model_dump(exclude={"id"}, exclude_none=True)}
         with storage_errors("write batch"):
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_batch(self, batch_id: str) -> None:
+        with storage_errors("delete batch"):
+            self._table.delete_entity(batch_id, BATCH_ROW)
+
+    def put_row(self, entity: dict[str, Any]) -> None:
+        with storage_errors("write index"):
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_row(self, partition: str, row: str) -> None:
+        with storage_errors("delete index"):
+            self._table.delete_entity(partition, row)  # the SDK treats a missing entity as deleted
+
+    def rows(
+        self, partition_from: str, partition_to: str, *, after: str = "", before: str = "~", limit: int
+    ) -> list[dict[str, Any]]:
+        """A key-range query: the service seeks to the first key and reads forward, no scan."""
+        if partition_from == partition_to:
+            query = "PartitionKey eq @p and RowKey gt @after and RowKey lt @before"
+        else:
+            query = "PartitionKey ge @p and PartitionKey le @q and RowKey gt @after and RowKey lt @before"
+        parameters = {"p": partition_from, "q": partition_to, "after": after, "before": before}
+        with storage_errors("read index"):
+            found = self._table.query_entities(query, parameters=parameters, results_per_page=min(limit, 1000))
+            return [dict(entity) for entity in itertools.islice(found, limit)]

@@ -1,0 +1,215 @@
+"""Index rows for listing, batch status and retention, so no read ever scans the status table.
+
+A status record lives at ``PartitionKey=<id>, RowKey="request"``: found by id in one point read,
+but a question such as "my requests of last week, newest first" would have to scan millions of
+rows. Each request therefore also has a few small index rows in the same table, in partitions
+whose keys start with ``ix|`` (no tracking id can: ``|`` is not a tracking-id character):
+
+=====================================  ===================  ======================================
+partition                              row key              read by
+=====================================  ===================  ======================================
+``ix|all|<YYYYMM>``                    ``<newest>|<id>``    listing for callers who may read all
+``ix|by|<hash of submitter>|<YYYYMM>`` ``<newest>|<id>``    listing of the caller's own requests
+``ix|org|<hash of organizer>|<YYYYMM>`` ``<newest>|<id>``   listing filtered by organizer
+``ix|status|<class>|<YYYYMM>``         ``<newest>|<id>``    listing by status; retention
+``ix|batch|<batch id>``                ``<id>``             batch status and batch abort
+``ix|batches|<YYYYMM>``                ``<batch id>``       retention of batch records
+=====================================  ===================  ======================================
+
+``<YYYYMM>`` is the month the request was created (UTC) and ``<newest>`` the creation time in
+milliseconds subtracted from 10^13, zero-padded: row keys sort newest first, so a page is one
+range read from where the last page stopped (``RowKey gt <last>``), one partition per month.
+A partition holds one view of one month; the service keeps a partition's rows sorted, so a range
+read seeks instead of scanning, whatever the table's size. Writes spread over the views; only the
+current month's ``all`` partition takes every new request (a partition serves about 2,000 entities
+a second: learn.microsoft.com/azure/storage/tables/scalability-targets).
+
+``<class>`` is ``pending`` for queued, processing and retrying (a record moves between those on
+every attempt; the index follows only the moves that cross classes: accept, a final move, retry),
+else the final status. Rows are written before the record changes and the old class's row is
+removed after, so a failure in between leaves a row too many, never one too few: readers check
+the record itself (a row whose record is gone or in another class is skipped; retention removes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from .batch_models import BatchRecord
+from .errors import StorageUnavailable
+from .record_store import RecordStore
+from .records import Status, StatusRecord
+
+log = logging.getLogger(__name__)
+PREFIX = "ix|"
+NEWEST = 10**13
+PENDING_CLASS = "pending"
+STATUS_CLASSES = (PENDING_CLASS, Status.CANCELLED.value, Status.FAILED.value, Status.ABORTED.value)
+
+
+def digest(value: str) -> str:
+    """A short stable hash, so no address appears in a key (and keys stay short)."""
+    return hashlib.sha256(value.lower().encode()).hexdigest()[:16]
+
+
+def month(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m")
+
+
+def newest_first(moment: datetime) -> int:
+    return NEWEST - int(moment.timestamp() * 1000)
+
+
+def row_key(record: StatusRecord) -> str:
+    return f"{newest_first(record.created_at):013d}|{record.id}"
+
+
+def status_class(status: Status) -> str:
+    return status.value if status.final else PENDING_CLASS
+
+
+def all_partition(period: str) -> str:
+    return f"{PREFIX}all|{period}"
+
+
+def submitter_partition(submitted_by: str, period: str) -> str:
+    return f"{PREFIX}by|{digest(submitted_by)}|{period}"
+
+
+def organizer_partition(organizer: str, period: str) -> str:
+    return f"{PREFIX}org|{digest(organizer)}|{period}"
+
+
+def status_partition(klass: str, period: str) -> str:
+    return f"{PREFIX}status|{klass}|{period}"
+
+
+def batch_partition(batch_id: str) -> str:
+    return f"{PREFIX}batch|{batch_id}"
+
+
+def batches_partition(period: str) -> str:
+    return f"{PREFIX}batches|{period}"
+
+
+def _row(partition: str, row: str, record: StatusRecord) -> dict[str, Any]:
+    return {"PartitionKey": partition, "RowKey": row, "request_id": record.id, "created_at": record.created_at}
+
+
+def view_rows(record: StatusRecord) -> list[dict[str, Any]]:
+    """The rows that never change while the record lives (all, submitter, organizer, batch)."""
+    period, key = month(record.created_at), row_key(record)
+    rows = [_row(all_partition(period), key, record)]
+    if record.submitted_by:
+        rows.append(_row(submitter_partition(record.submitted_by, period), key, record))
+    if record.organizer:
+        rows.append(_row(organizer_partition(record.organizer, period), key, record))
+    if record.batch_id:
+        rows.append(_row(batch_partition(record.batch_id), record.id, record))
+    return rows
+
+
+def class_row(record: StatusRecord, klass: str) -> dict[str, Any]:
+    return _row(status_partition(klass, month(record.created_at)), row_key(record), record)
+
+
+def keys_of(record: StatusRecord) -> list[tuple[str, str]]:
+    """Every index row a record can have."""
+    rows = view_rows(record) + [class_row(record, klass) for klass in STATUS_CLASSES]
+    return [(row["PartitionKey"], row["RowKey"]) for row in rows]
+
+
+def matches(row: dict[str, Any], record: StatusRecord | None) -> bool:
+    """Whether an index row still describes the record (the same creation, so not a stale row
+    left by a replayed insert)."""
+    return record is not None and row["RowKey"] == row_key(record)
+
+
+class IndexedStore(RecordStore):
+    """A ``RecordStore`` that keeps the index rows beside the records it stores."""
+
+    def __init__(self, inner: RecordStore) -> None:
+        self.inner = inner
+
+    def ensure_exists(self) -> None:
+        self.inner.ensure_exists()
+
+    def insert(self, record: StatusRecord) -> StatusRecord | None:
+        rows = [*view_rows(record), class_row(record, status_class(record.status))]
+        for row in rows:  # before the record: a record is never without its rows
+            self.inner.put_row(row)
+        stored = self.inner.insert(record)
+        if stored is None:  # a replay: the rows just written describe a record that was not stored
+            self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
+        return stored
+
+    def get(self, request_id: str) -> StatusRecord | None:
+        return self.inner.get(request_id)
+
+    def replace(self, record: StatusRecord) -> StatusRecord:
+        before = record.moved_from
+        if before is None or status_class(before) == status_class(record.status):
+            return self.inner.replace(record)
+        self.inner.put_row(class_row(record, status_class(record.status)))
+        stored = self.inner.replace(record)
+        old = class_row(record, status_class(before))
+        self._forget_rows([(old["PartitionKey"], old["RowKey"])])
+        return stored
+
+    def delete(self, request_id: str) -> None:
+        record = self.inner.get(request_id)
+        self.inner.delete(request_id)
+        if record is not None:
+            self._forget_rows(keys_of(record))
+
+    def by_batch(self, batch_id: str) -> list[StatusRecord]:
+        """The batch's index rows, then one point read per child: never a table scan."""
+        children = []
+        for row in self.inner.rows(batch_partition(batch_id), batch_partition(batch_id), limit=100_000):
+            child = self.inner.get(str(row["RowKey"]))
+            if child is not None and child.batch_id == batch_id:
+                children.append(child)
+        return children
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        return self.inner.get_batch(batch_id)
+
+    def put_batch(self, batch: BatchRecord) -> None:
+        partition = batches_partition(month(batch.created_at))
+        self.inner.put_row({"PartitionKey": partition, "RowKey": batch.id, "created_at": batch.created_at})
+        self.inner.put_batch(batch)
+
+    def delete_batch(self, batch_id: str) -> None:
+        self.inner.delete_batch(batch_id)
+
+    def put_row(self, entity: dict[str, Any]) -> None:
+        self.inner.put_row(entity)
+
+    def delete_row(self, partition: str, row: str) -> None:
+        self.inner.delete_row(partition, row)
+
+    def rows(
+        self, partition_from: str, partition_to: str, *, after: str = "", before: str = "~", limit: int
+    ) -> list[dict[str, Any]]:
+        return self.inner.rows(partition_from, partition_to, after=after, before=before, limit=limit)
+
+    def _forget_rows(self, keys: list[tuple[str, str]]) -> None:
+        """Best effort: a row left behind is skipped by readers and removed by retention."""
+        for partition, row in keys:
+            try:
+                self.inner.delete_row(partition, row)
+            except StorageUnavailable as error:
+                log.warning("index row %s/%s left behind: %s", partition, row, error)
+
+
+def months_between(start: datetime, end: datetime) -> Iterator[str]:
+    """The months from ``end`` back to ``start``, newest first."""
+    year, number = end.year, end.month
+    while (year, number) >= (start.year, start.month):
+        yield f"{year:04d}{number:02d}"
+        year, number = (year, number - 1) if number > 1 else (year - 1, 12)
+
