@@ -212,4 +212,3 @@ def months_between(start: datetime, end: datetime) -> Iterator[str]:
     while (year, number) >= (start.year, start.month):
         yield f"{year:04d}{number:02d}"
         year, number = (year, number - 1) if number > 1 else (year - 1, 12)
-

@@ -44,12 +44,13 @@ class Service:
     @classmethod
     def build(cls, settings: Settings) -> Service:
         from .graph import GraphClient
+        from .request_index import IndexedStore
         from .status_store import StatusStore
         from .work_queue import WorkQueue
 
         return cls(
             settings=settings,
-            store=StatusStore(settings),
+            store=IndexedStore(StatusStore(settings)),
             queue=WorkQueue(settings),
             graph=GraphClient(settings),
             limiter=AdaptiveLimiter(maximum=settings.graph_max_concurrency),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, steps
+from . import lifecycle, operations, steps
 from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
@@ -61,6 +61,7 @@ class Delivery:
     body: bytes
     message_id: str
     dequeue_count: int
+    inserted_at: datetime | None = None  # when the message was put on the queue (redrive rule, ``operations``)
 
 
 def process(service: Service, delivery: Delivery) -> Outcome:
@@ -69,6 +70,8 @@ def process(service: Service, delivery: Delivery) -> Outcome:
         return parsed
     request, request_id = parsed
     record = _load_or_create(service, request, request_id)
+    if operations.is_redrive(record, delivery):
+        record = operations.redrive(service, record)
     return _Attempt(service, delivery, request, record).run()
 
 
@@ -149,6 +152,17 @@ class _Attempt:
                     return outcome
         except (GraphError, IdentityUnavailable) as error:
             return self._after_error(error)
+        except ConcurrentUpdate:
+            latest = self.service.store.get(self.record.id)
+            if latest is not None and latest.status.final:  # e.g. aborted meanwhile: nothing left to do
+                log.info(
+                    "request %s became %s meanwhile; completing the message",
+                    latest.id,
+                    latest.status,
+                    extra=self.context,
+                )
+                return Outcome.DUPLICATE
+            raise
         raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
 
     @property

@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 
 @bp.queue_trigger(arg_name="msg", queue_name="%CANCEL_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def process_cancellation(msg: func.QueueMessage) -> None:
-    delivery = worker.Delivery(body=msg.get_body(), message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1)
+    delivery = worker.Delivery(
+        body=msg.get_body(),
+        message_id=msg.id or "",
+        dequeue_count=msg.dequeue_count or 1,
+        inserted_at=msg.insertion_time,
+    )
     outcome = worker.process(service.current(), delivery)
     log.info("message %s: %s", msg.id, outcome)

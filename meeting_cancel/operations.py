@@ -1,0 +1,222 @@
+"""An operator's controls: abort a request (or a whole batch) before it reaches Graph, and retry one
+that failed for a reason that may pass — through the API, or by moving its poison message back.
+
+Both are lifecycle moves written with the ETag of the record they were decided on, so they race
+the worker safely:
+
+* ``abort`` is decided on a record with no Graph call in flight and no unknown outcome. The worker's
+  ``claim`` is stored before Graph is called; of the two conditional writes exactly one succeeds.
+  If the claim wins, abort re-reads, sees the call in flight and answers ``409 inFlight``; if abort
+  wins, the claim fails, the worker puts its message back and the next delivery finds the request
+  final. So a request never ends ``aborted`` with a cancel sent.
+* ``retry`` moves ``failed`` back to ``queued`` and then queues a message. When the last attempt's
+  outcome was unknown the doubt is kept, so the worker reads the event before any new cancel.
+
+Redrive by hand: the host copies a poisoned message to ``<queue>-poison`` as a NEW message (the
+WebJobs ``QueueProcessor`` sends its text again: new id, dequeue count from zero), so a message an
+operator moves back is first delivered with dequeue count 1, after the request failed. The rule
+(``is_redrive``): a delivery of a request that ``failed`` for a retryable reason, whose message
+was put on the queue after the failure was recorded and is delivered for the first time, is a
+redrive: the worker retries the request (the same move as the API) and makes one more real attempt.
+Copies the worker itself put on the queue were sent before the request failed, so they stay
+duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import lifecycle
+from .callers import Caller, authorize_read
+from .errors import ConcurrentUpdate, StorageUnavailable
+from .intake import find
+from .lifecycle import Failure
+from .models import QueuedCancelRequest
+from .problems import Problem
+from .records import Status, StatusRecord
+
+if TYPE_CHECKING:
+    from .service import Service
+    from .worker import Delivery
+
+log = logging.getLogger(__name__)
+# Failures a later attempt can change: Graph or the identity endpoint was unavailable or throttling,
+# or the deliveries ran out on one of those (the code stays the transient one).
+RETRYABLE_CODES = frozenset(
+    {"throttled", "graphUnavailable", "graphUnreachable", "graphNoAnswer", "identityUnavailable"}
+)
+IN_FLIGHT_RETRY_SECONDS = 5
+WRITE_TRIES = 3
+
+
+def abort_refusal(record: StatusRecord, now: datetime) -> Problem | None:
+    """Why the request cannot be aborted now, or None when no Graph call can be under way."""
+    if record.status.final:
+        return Problem(
+            409, "alreadyFinal", "Already final", f"Request {record.id} is already {record.status}; nothing to abort."
+        )
+    if record.in_flight_until and record.in_flight_until > now:
+        wait = max(1, int((record.in_flight_until - now).total_seconds()) + 1)
+        return Problem(
+            409,
+            "inFlight",
+            "Graph call in flight",
+            f"Request {record.id} is being sent to Graph now; read its status after the call.",
+            retry_after=wait,
+        )
+    if record.outcome_unknown:
+        return Problem(
+            409,
+            "inFlight",
+            "Graph call may have applied",
+            f"Request {record.id} was sent to Graph and the outcome is not known yet; the next attempt reads "
+            "the event first. Read its status again later.",
+            retry_after=IN_FLIGHT_RETRY_SECONDS,
+        )
+    return None
+
+
+def abort(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
+    record = find(service, request_id, caller=caller)
+    for _ in range(WRITE_TRIES):
+        refusal = abort_refusal(record, service.clock())
+        if refusal is not None:
+            raise refusal
+        try:
+            aborted = service.store.replace(lifecycle.abort(record, now=service.clock(), by=caller.label))
+        except ConcurrentUpdate:
+            latest = service.store.get(request_id)
+            if latest is None:
+                detail = f"No cancellation request has the id {request_id!r}."
+                raise Problem(404, "notFound", "No such request", detail) from None
+            record = latest
+            continue
+        log.warning("request %s aborted by %s", request_id, caller.label, extra={"request_id": request_id})
+        return aborted
+    raise Problem(
+        409,
+        "inFlight",
+        "Request busy",
+        f"Request {request_id} kept changing; try again.",
+        retry_after=IN_FLIGHT_RETRY_SECONDS,
+    )
+
+
+def abort_batch(service: Service, batch_id: str, *, caller: Caller) -> list[StatusRecord]:
+    """Aborts every child not yet sent; children in flight or final are left as they are."""
+    batch = service.store.get_batch(batch_id)
+    if batch is None:
+        raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")
+    authorize_read(caller, batch.submitted_by)
+    aborted = []
+    for child in service.store.by_batch(batch_id):
+        if abort_refusal(child, service.clock()) is not None:
+            continue
+        try:
+            aborted.append(service.store.replace(lifecycle.abort(child, now=service.clock(), by=caller.label)))
+        except ConcurrentUpdate:
+            continue  # claimed meanwhile: its call is under way and it is not aborted
+    log.warning("batch %s: %d requests aborted by %s", batch_id, len(aborted), caller.label)
+    return aborted
+
+
+def retry_refusal(record: StatusRecord) -> Problem | None:
+    if record.status != Status.FAILED:
+        state = "still pending" if not record.status.final else f"{record.status}, not failed"
+        return Problem(
+            409, "notFailed", "Not failed", f"Request {record.id} is {state}; only failed requests are retried."
+        )
+    if record.error_code not in RETRYABLE_CODES:
+        return Problem(
+            409,
+            "permanentFailure",
+            "Failure is permanent",
+            f"Request {record.id} failed with {record.error_code}: {record.error_message}. Another attempt would "
+            "get the same answer; fix the cause and submit a new request.",
+        )
+    return None
+
+
+def retry(service: Service, request_id: str, body: dict[str, Any], *, caller: Caller) -> StatusRecord:
+    """Back to ``queued``, then the message; if the message cannot be queued the failure is restored."""
+    record = find(service, request_id, caller=caller)
+    refusal = retry_refusal(record)
+    if refusal is not None:
+        raise refusal
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise Problem(400, "invalidRequest", "Invalid comment", "comment: send the text sent to the attendees.")
+    if record.has_comment and comment is None:
+        raise Problem(
+            422,
+            "commentRequired",
+            "Comment required",
+            'The service never stores the comment text; send it again as {"comment": "..."}, or move the '
+            "request's message from the poison queue back to the work queue (it carries the comment).",
+        )
+    message = request_of(record, comment if record.has_comment else None)
+    try:
+        reopened = service.store.replace(lifecycle.retry(record, now=service.clock(), by=caller.label))
+    except ConcurrentUpdate:
+        raise Problem(
+            409, "changed", "Request changed", f"Request {request_id} changed meanwhile; read it and try again."
+        ) from None
+    try:
+        service.queue.send(message)
+    except StorageUnavailable:
+        restored = Failure(record.error_code or "unknown", record.error_message or "")
+        service.store.replace(
+            lifecycle.fail(reopened, now=service.clock(), failure=restored, resolution=record.resolution)
+        )
+        raise
+    log.warning(
+        "request %s retried by %s after %s",
+        request_id,
+        caller.label,
+        record.error_code,
+        extra={"request_id": request_id},
+    )
+    return reopened
+
+
+def request_of(record: StatusRecord, comment: str | None) -> QueuedCancelRequest:
+    """The queue message of a stored request, rebuilt from what it named (``CancelRequest.target``)."""
+    target = record.target or record.event_id
+    fields: dict[str, Any] = {"id": record.id, "organizer": record.organizer, "comment": comment}
+    if target.startswith("iCalUId:"):
+        fields["iCalUId"] = target.removeprefix("iCalUId:")
+    elif target.endswith("]") and "@" in target:
+        event_id, _, rest = target.rpartition("@")
+        day, _, zone = rest.partition("[")
+        fields.update(eventId=event_id, occurrenceDate=day, timeZone=zone.removesuffix("]"))
+    else:
+        fields["eventId"] = target
+    return QueuedCancelRequest.model_validate(fields)
+
+
+def is_redrive(record: StatusRecord, delivery: Delivery) -> bool:
+    """A poison message moved back by hand (see the module docstring for the rule)."""
+    return (
+        record.status == Status.FAILED
+        and record.error_code in RETRYABLE_CODES
+        and delivery.dequeue_count == 1
+        and delivery.inserted_at is not None
+        and delivery.inserted_at > record.updated_at
+    )
+
+
+def redrive(service: Service, record: StatusRecord) -> StatusRecord:
+    """The worker's side of a redrive: the same move as the API's retry (the message is here already)."""
+    try:
+        reopened = service.store.replace(lifecycle.retry(record, now=service.clock(), by="redrive"))
+    except ConcurrentUpdate:
+        return service.store.get(record.id) or record
+    log.warning(
+        "request %s redriven from the poison queue after %s",
+        record.id,
+        record.error_code,
+        extra={"request_id": record.id},
+    )
+    return reopened
