@@ -7,11 +7,15 @@ setting's name rather than failing the first request.
 import azure.functions as func
 
 from cancel_function import bp as http_blueprint
+from cancel_function.operations import bp as operations_blueprint
 from meeting_cancel.config import Settings
 from queue_trigger import bp as queue_blueprint
+from retention_function import bp as retention_blueprint
 
 Settings.from_environ()
 
 app = func.FunctionApp()
 app.register_functions(http_blueprint)
 app.register_functions(queue_blueprint)
+app.register_functions(operations_blueprint)
+app.register_functions(retention_blueprint)

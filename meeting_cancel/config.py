@@ -109,7 +109,7 @@ class Settings:
             graph_timeout_seconds=_number(env, "GRAPH_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             graph_max_concurrency=int(_number(env, "GRAPH_MAX_CONCURRENCY", 4, minimum=1)),
             throttle_max_wait_seconds=_number(env, "THROTTLE_MAX_WAIT_SECONDS", 86400.0, minimum=1),
-            status_retention_days=int(_number(env, "STATUS_RETENTION_DAYS", 30, minimum=1)),
+            status_retention_days=int(_number(env, "STATUS_RETENTION_DAYS", 30, minimum=8)),
             telemetry_connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
         )
 

@@ -1,0 +1,25 @@
+"""Timer adapter: deletes final requests older than ``STATUS_RETENTION_DAYS`` once a day.
+
+Daily at 03:30 UTC (NCRONTAB, six fields; Flex Consumption runs schedules in UTC). The host runs one
+invocation at a time across instances (the timer's storage lock) and does not retry a failed run:
+the next day's run goes on where this one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from meeting_cancel import retention, service
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+SCHEDULE = "0 30 3 * * *"
+
+
+@bp.timer_trigger(arg_name="timer", schedule=SCHEDULE)
+def purge_old_requests(timer: func.TimerRequest) -> None:
+    app = service.current()
+    purged = retention.purge(app, now=app.clock())
+    log.info("retention run%s: %s", " (past due)" if timer.past_due else "", purged)
