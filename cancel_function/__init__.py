@@ -56,6 +56,7 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
         caller=caller_of(req, app),
         content_type=req.headers.get("Content-Type"),
         idempotency_key=req.headers.get("Idempotency-Key"),
+        traceparent=req.headers.get("traceparent"),
     )
     record = accepted.record
     return json_response(

@@ -21,6 +21,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from requests.adapters import HTTPAdapter
 
+from . import telemetry
 from .config import Settings
 from .errors import GraphAnswer, GraphPermanentError, GraphThrottled, GraphTransientError, IdentityUnavailable
 from .records import utcnow
@@ -163,7 +164,7 @@ class GraphClient:
                 "return-client-request-id": "true",
             }
             try:
-                response = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
+                response = self._timed(method, url, headers=headers, timeout=self._timeout, **kwargs)
             except requests.ConnectTimeout as error:
                 raise GraphTransientError(
                     f"could not connect to Graph: {type(error).__name__}",
@@ -185,6 +186,20 @@ class GraphClient:
                 return response
             raise classify(response)
         raise AssertionError("unreachable")
+
+    def _timed(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP call, measured for the latency and throttling metrics (``telemetry``)."""
+        started = time.perf_counter()
+        status, throttled = "noAnswer", False
+        try:
+            response = self._session.request(method, url, **kwargs)
+            status = str(response.status_code)
+            throttled = response.status_code == 429 or (
+                response.status_code == 503 and "Retry-After" in response.headers
+            )
+            return response
+        finally:
+            telemetry.graph_answered(method, url, status, (time.perf_counter() - started) * 1000, throttled=throttled)
 
     def _token(self, *, refresh: bool) -> str:
         """The cached token; the lock makes concurrent cold starts share one token request."""

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import idempotency, lifecycle
+from . import idempotency, lifecycle, telemetry
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
@@ -42,7 +42,13 @@ class Accepted:
 
 
 def submit(
-    service: Service, body: bytes, *, caller: Caller, content_type: str | None, idempotency_key: str | None
+    service: Service,
+    body: bytes,
+    *,
+    caller: Caller,
+    content_type: str | None,
+    idempotency_key: str | None,
+    traceparent: str | None = None,
 ) -> Accepted:
     request = parse_request(body, content_type=content_type)
     try:
@@ -66,7 +72,8 @@ def submit(
     if stored is None:
         return _replay(service, request_id, body_hash)
     try:
-        service.queue.send(QueuedCancelRequest(id=request_id, **request.model_dump()))
+        trace = telemetry.current_traceparent(traceparent)  # the worker continues this trace
+        service.queue.send(QueuedCancelRequest(id=request_id, traceparent=trace, **request.model_dump()))
     except StorageUnavailable:
         _forget(service, request_id)
         raise

@@ -27,6 +27,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from . import telemetry
 from .errors import StorageUnavailable
 from .storage import storage_errors
 
@@ -106,6 +107,7 @@ class RecipientBudget:
             bucket = bucket_of(now)
             count, etag = rows.get(bucket, (0, None))
             if self._write(key, bucket, count + recipients, etag):
+                telemetry.record_recipients(mailbox, recipients)
                 return Reservation(key, bucket, recipients)
             self.pause(attempt)
         raise StorageUnavailable("the recipient budget kept changing", operation="reserve recipients")

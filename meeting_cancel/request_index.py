@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from . import telemetry
 from .batch_models import BatchRecord
 from .errors import StorageUnavailable
 from .record_store import RecordStore
@@ -145,6 +146,8 @@ class IndexedStore(RecordStore):
         stored = self.inner.insert(record)
         if stored is None:  # a replay: the rows just written describe a record that was not stored
             self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
+        elif stored.status.final:
+            _count_outcome(stored)
         return stored
 
     def get(self, request_id: str) -> StatusRecord | None:
@@ -158,6 +161,8 @@ class IndexedStore(RecordStore):
         stored = self.inner.replace(record)
         old = class_row(record, status_class(before))
         self._forget_rows([(old["PartitionKey"], old["RowKey"])])
+        if stored.status.final:
+            _count_outcome(stored)
         return stored
 
     def delete(self, request_id: str) -> None:
@@ -204,6 +209,13 @@ class IndexedStore(RecordStore):
                 self.inner.delete_row(partition, row)
             except StorageUnavailable as error:
                 log.warning("index row %s/%s left behind: %s", partition, row, error)
+
+
+def _count_outcome(record: StatusRecord) -> None:
+    """The one place a request's final outcome is counted: its conditional write into a final status
+    succeeded, which happens once per request (and again only after a retry)."""
+    code = record.error_code if record.status == Status.FAILED and record.error_code else record.status.value
+    telemetry.record_outcome(record.status.value, code)
 
 
 def months_between(start: datetime, end: datetime) -> Iterator[str]:

@@ -72,6 +72,10 @@ def current() -> Service:
     with _lock:
         if _current is None:
             _current = Service.build(Settings.from_environ())
+            from . import telemetry  # on the first invocation, not at import (the import-time target)
+
+            telemetry.install_log_filter()
+            telemetry.configure(_current.settings)
         if not _storage_ready:
             _current.ensure_storage()
             _storage_ready = True

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, operations, steps
+from . import lifecycle, operations, steps, telemetry
 from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
@@ -72,7 +72,8 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     record = _load_or_create(service, request, request_id)
     if operations.is_redrive(record, delivery):
         record = operations.redrive(service, record)
-    return _Attempt(service, delivery, request, record).run()
+    with telemetry.continue_trace("process cancellation", request.traceparent, request_id=record.id):
+        return _Attempt(service, delivery, request, record).run()
 
 
 def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str] | Outcome:
@@ -118,6 +119,7 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, failur
         extra={"message_id": delivery.message_id, "request_id": request_id, "code": failure.code},
     )
     service.queue.send_to_poison(delivery.body)
+    telemetry.record_poisoned(failure.code)
     if request_id is not None:
         existing = service.store.get(request_id)
         if existing is None:
@@ -260,6 +262,7 @@ class _Attempt:
             case steps.GiveUp(failure, resolution, poison):
                 outcome = self._finish(lambda r: lifecycle.fail(r, now=now(), failure=failure, resolution=resolution))
                 if poison:
+                    telemetry.record_poisoned(failure.code)
                     raise RetryLater(failure.message)
                 return outcome
             case steps.HostRetry(failure, unknown, retry_in):
