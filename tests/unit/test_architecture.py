@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("meeting_cancel", "cancel_function", "queue_trigger", "local_runner", "bench")
+PACKAGES = ("meeting_cancel", "cancel_function", "queue_trigger", "retention_function", "local_runner", "bench")
 
 
 def test_every_module_is_in_the_module_map() -> None:

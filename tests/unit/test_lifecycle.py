@@ -62,6 +62,8 @@ def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status
         ),
         Move.COMPLETE: lambda r: lifecycle.complete(r, now=NOW, resolution="cancelled by Graph"),
         Move.FAIL: lambda r: lifecycle.fail(r, now=NOW, failure=Failure("notOrganizer", "x")),
+        Move.ABORT: lambda r: lifecycle.abort(r, now=NOW, by="functionKey"),
+        Move.RETRY: lambda r: lifecycle.retry(r, now=NOW, by="functionKey"),
     }
     if move not in moves:  # ACCEPT and REJECT create records: they leave no status
         assert MOVES[move][0] == frozenset({None})
@@ -77,9 +79,31 @@ def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status
             moves[move](before)
 
 
-def test_final_statuses_are_never_left() -> None:
-    for origins, _ in MOVES.values():
-        assert not origins & {Status.CANCELLED, Status.FAILED}
+def test_final_statuses_are_left_only_by_an_operator_retry_of_a_failure() -> None:
+    for move, (origins, _) in MOVES.items():
+        final = origins & {Status.CANCELLED, Status.FAILED, Status.ABORTED}
+        assert not final or (move == Move.RETRY and final == {Status.FAILED})
+
+
+def test_abort_and_claim_are_both_moves_from_pending_so_one_etag_write_decides() -> None:
+    assert MOVES[Move.ABORT] == (MOVES[Move.CLAIM][0], Status.ABORTED)
+    assert Status.ABORTED.final
+
+
+def test_retry_keeps_an_unknown_outcome_so_the_worker_verifies_first() -> None:
+    unknown = lifecycle.fail(
+        record(status=Status.PROCESSING),
+        now=NOW,
+        failure=Failure("graphUnavailable", "x (gave up after 5 deliveries)"),
+        resolution=steps.MAYBE_SENT,
+    )
+    reopened = lifecycle.retry(unknown, now=later(60), by="functionKey")
+    assert (reopened.status, reopened.outcome_unknown) == (Status.QUEUED, True)
+    assert isinstance(steps.next_step(reopened, REQUEST, later(61), SETTINGS), steps.Verify)
+    known = lifecycle.fail(record(status=Status.RETRYING), now=NOW, failure=Failure("throttled", "x"))
+    assert isinstance(
+        steps.next_step(lifecycle.retry(known, now=later(60), by="k"), REQUEST, later(61), SETTINGS), steps.Cancel
+    )
 
 
 def test_the_three_moves_the_old_diagram_missed_are_in_the_map() -> None:
