@@ -48,10 +48,10 @@ MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
     Move.RESOLVE: (PENDING, SAME),
     Move.CLAIM: (PENDING, Status.PROCESSING),
     Move.RELEASE: (frozenset({Status.PROCESSING}), Status.RETRYING),
-    Move.CONFIRM_PRESENT: (frozenset({Status.PROCESSING, Status.RETRYING}), SAME),
+    Move.CONFIRM_PRESENT: (PENDING, SAME),  # queued too: a retried request whose outcome was unknown
     Move.BACK_OFF: (PENDING, Status.RETRYING),
     Move.RETRY_LATER: (PENDING, Status.RETRYING),
-    Move.COMPLETE: (frozenset({Status.PROCESSING, Status.RETRYING}), Status.CANCELLED),
+    Move.COMPLETE: (PENDING, Status.CANCELLED),  # from queued: a retried request verified gone
     Move.FAIL: (PENDING, Status.FAILED),
     Move.ABORT: (PENDING, Status.ABORTED),
     Move.RETRY: (frozenset({Status.FAILED}), Status.QUEUED),

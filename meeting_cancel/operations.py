@@ -19,7 +19,10 @@ operator moves back is first delivered with dequeue count 1, after the request f
 was put on the queue after the failure was recorded and is delivered for the first time, is a
 redrive: the worker retries the request (the same move as the API) and makes one more real attempt.
 Copies the worker itself put on the queue were sent before the request failed, so they stay
-duplicates.
+duplicates. The queue reports insertion times in whole seconds (RFC 1123), so "after" means "in
+the same second or later": a copy the worker sent in the very second the request failed would
+also count; that costs one more attempt, never a second notice, since a failed request's meeting
+was not cancelled (or, when that is unknown, the attempt reads the event first).
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ def is_redrive(record: StatusRecord, delivery: Delivery) -> bool:
         and record.error_code in RETRYABLE_CODES
         and delivery.dequeue_count == 1
         and delivery.inserted_at is not None
-        and delivery.inserted_at > record.updated_at
+        and delivery.inserted_at >= record.updated_at.replace(microsecond=0)  # the queue reports whole seconds
     )
 
 
