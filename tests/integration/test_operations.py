@@ -24,7 +24,14 @@ from meeting_cancel.status_store import StatusStore
 
 from .conftest import ATTENDEE, ORGANIZER
 from .support import AppUnderTest, Response
-from .test_security import ADELE, ALEX, ALEX_OID, as_caller, entra, principal  # noqa: F401 (fixture)
+from .test_security import ADELE, ALEX, ALEX_OID, as_caller, principal
+from .test_security import entra as entra_mode
+
+
+@pytest.fixture
+def signed_in(app: AppUnderTest, sandbox: GraphSandbox) -> AppUnderTest:
+    """The app with Entra callers (test_security's arrangement)."""
+    return entra_mode.__wrapped__(app, sandbox)  # type: ignore[attr-defined]
 
 WINDOW = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
@@ -183,8 +190,9 @@ def listed(app: AppUnderTest, path: str, headers: dict[str, str]) -> tuple[list[
 
 
 def test_the_list_pages_newest_first_and_shows_callers_only_their_own(
-    entra: AppUnderTest, sandbox: GraphSandbox
+    signed_in: AppUnderTest, sandbox: GraphSandbox
 ) -> None:
+    entra = signed_in
     adele = [
         entra.post(
             {"organizer": ORGANIZER, "eventId": sandbox.create_event(ORGANIZER, f"A{n}", [ATTENDEE])},
@@ -201,7 +209,8 @@ def test_the_list_pages_newest_first_and_shows_callers_only_their_own(
     ]
     first, link = listed(entra, "/api/cancellations?top=2", as_caller(ADELE))
     assert first == adele[::-1][:2]
-    assert link is not None and "code=" not in link
+    assert link is not None
+    assert "code=" not in link
     parts = urlsplit(link)
     rest, end = listed(entra, f"{parts.path}?{parts.query}", as_caller(ADELE))
     assert first + rest == adele[::-1]

@@ -1,0 +1,111 @@
+"""Telemetry through the local host: the traceparent from the HTTP request through the queue message
+to the worker's span, the metrics the alerts and workbook read, and log lines that name the request
+in their text. OpenTelemetry's own in-memory reader and exporter stand in for Azure Monitor."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from local_runner.graph_sandbox import Fault, GraphSandbox
+from meeting_cancel import telemetry
+
+from .conftest import ORGANIZER
+from .support import AppUnderTest
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.spans = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        telemetry.use(MeterProvider(metric_readers=[self.reader]), tracer_provider)
+
+    def points(self, name: str) -> list[tuple[dict[str, Any], float]]:
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource in data.resource_metrics if data else []:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == name:
+                        for point in metric.data.data_points:
+                            value = getattr(point, "value", None)
+                            found.append((dict(point.attributes or {}), value if value is not None else point.count))
+        return found
+
+
+@pytest.fixture
+def collected() -> Iterator[Collected]:
+    yield Collected()
+    telemetry.reset()
+
+
+def test_the_trace_goes_from_the_http_request_through_the_queue_to_the_worker(
+    app: AppUnderTest, collected: Collected, meeting: str
+) -> None:
+    request_id = app.post({"organizer": ORGANIZER, "eventId": meeting}, headers={"traceparent": TRACEPARENT}).body["id"]
+    [message] = app.queue.peek_messages()
+    assert json.loads(message.content)["traceparent"].split("-")[1] == TRACE_ID
+    app.drain()
+    [span] = [s for s in collected.spans.get_finished_spans() if s.name == "process cancellation"]
+    assert f"{span.context.trace_id:032x}" == TRACE_ID
+    assert span.attributes is not None
+    assert span.attributes["request_id"] == request_id
+
+
+def test_a_workflow_message_without_traceparent_starts_a_trace_and_one_with_it_continues(
+    app: AppUnderTest, collected: Collected, sandbox: GraphSandbox
+) -> None:
+    first = sandbox.create_event(ORGANIZER, "First", ["alex.wilber@contoso.com"])
+    second = sandbox.create_event(ORGANIZER, "Second", ["alex.wilber@contoso.com"])
+    app.put_message({"id": "wf-1", "organizer": ORGANIZER, "eventId": first})
+    app.put_message({"id": "wf-2", "organizer": ORGANIZER, "eventId": second, "traceparent": TRACEPARENT})
+    app.drain()
+    spans = {s.attributes["request_id"]: s for s in collected.spans.get_finished_spans() if s.attributes}
+    assert f"{spans['wf-2'].context.trace_id:032x}" == TRACE_ID
+    assert f"{spans['wf-1'].context.trace_id:032x}" != TRACE_ID
+
+
+def test_metrics_carry_what_the_alerts_and_workbook_query(
+    app: AppUnderTest, collected: Collected, sandbox: GraphSandbox, meeting: str
+) -> None:
+    sandbox.add_fault(Fault(action="status", status=429, code="ApplicationThrottled", retry_after=0.2))
+    app.post({"organizer": ORGANIZER, "eventId": meeting})
+    app.put_message("not json")
+    app.drain(wait_for_delayed=3.0)
+    assert ({"status": "cancelled", "code": "cancelled"}, 1) in collected.points("meeting_cancel.outcomes")
+    durations = collected.points("meeting_cancel.graph.duration")
+    assert {(a["operation"], a["status"]) for a, _ in durations} >= {("cancel", "429"), ("cancel", "202")}
+    [(throttled, count)] = collected.points("meeting_cancel.graph.throttled")
+    assert throttled == {"mailbox_hash": telemetry.mailbox_hash(ORGANIZER)}
+    assert count == 1
+    assert ORGANIZER not in json.dumps(collected.points("meeting_cancel.graph.throttled"))
+    assert ({"reason": "unreadableMessage"}, 1) in collected.points("meeting_cancel.messages.poisoned")
+
+
+def test_every_log_line_about_a_request_names_it_in_its_text(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=2))
+    caplog.set_level(logging.INFO)
+    request_id = app.post({"organizer": ORGANIZER, "eventId": meeting}).body["id"]
+    app.drain()
+    about = [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
+    assert len(about) >= 4  # queued, two transient failures, verify, the final status
+    for record in about:
+        assert f"request {request_id}" in record.getMessage(), record.getMessage()
+    final = [r.getMessage() for r in about if "request cancelled" in r.getMessage()]
+    assert final, "the final-status line"
