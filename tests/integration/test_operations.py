@@ -31,7 +31,8 @@ from .test_security import entra as entra_mode
 @pytest.fixture
 def signed_in(app: AppUnderTest, sandbox: GraphSandbox) -> AppUnderTest:
     """The app with Entra callers (test_security's arrangement)."""
-    return entra_mode.__wrapped__(app, sandbox)  # type: ignore[attr-defined]
+    arranged: AppUnderTest = entra_mode.__wrapped__(app, sandbox)  # type: ignore[attr-defined]
+    return arranged
 
 WINDOW = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 

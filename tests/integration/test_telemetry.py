@@ -43,7 +43,8 @@ class Collected:
                     if metric.name == name:
                         for point in metric.data.data_points:
                             value = getattr(point, "value", None)
-                            found.append((dict(point.attributes or {}), value if value is not None else point.count))
+                            count = float(value if value is not None else getattr(point, "count", 0))
+                            found.append((dict(point.attributes or {}), count))
         return found
 
 
