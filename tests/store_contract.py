@@ -71,6 +71,34 @@ class StoreContract:
         assert store.get_batch("b-1") == batch
         assert sorted(r.id for r in store.by_batch("b-1")) == ["b-1-a", "b-1-b"]
 
+    def test_plain_rows_are_read_by_key_range_in_key_order(self, store: RecordStore) -> None:
+        for partition, row in [("ix|a|202611", "2"), ("ix|a|202611", "1"), ("ix|a|202612", "1"), ("ix|b|202611", "1")]:
+            store.put_row({"PartitionKey": partition, "RowKey": row, "request_id": f"{partition}/{row}"})
+        one = store.rows("ix|a|202611", "ix|a|202611", limit=10)
+        assert [r["RowKey"] for r in one] == ["1", "2"]
+        assert [r["RowKey"] for r in store.rows("ix|a|202611", "ix|a|202611", after="1", limit=10)] == ["2"]
+        assert [r["RowKey"] for r in store.rows("ix|a|202611", "ix|a|202611", before="2", limit=10)] == ["1"]
+        span = store.rows("ix|a|", "ix|a|202612", limit=10)
+        assert [(r["PartitionKey"], r["RowKey"]) for r in span] == [
+            ("ix|a|202611", "1"),
+            ("ix|a|202611", "2"),
+            ("ix|a|202612", "1"),
+        ]
+        assert len(store.rows("ix|a|", "ix|a|202612", limit=2)) == 2
+        store.put_row({"PartitionKey": "ix|a|202611", "RowKey": "1", "request_id": "again"})
+        assert store.rows("ix|a|202611", "ix|a|202611", limit=1)[0]["request_id"] == "again"
+        store.delete_row("ix|a|202611", "1")
+        store.delete_row("ix|a|202611", "1")  # gone already: fine
+        assert [r["RowKey"] for r in store.rows("ix|a|202611", "ix|a|202611", limit=10)] == ["2"]
+
+    def test_a_batch_record_can_be_deleted(self, store: RecordStore) -> None:
+        batch = BatchRecord(
+            id="b-9", organizer=REQUEST.organizer, count=0, request_hash="h", submitted_by="functionKey", created_at=NOW
+        )
+        store.put_batch(batch)
+        store.delete_batch("b-9")
+        assert store.get_batch("b-9") is None
+
     def test_every_field_survives_the_round_trip(self, store: RecordStore) -> None:
         stored = store.insert(lifecycle.accept("c-5", REQUEST, source="queue", now=NOW))
         assert stored is not None

@@ -6,6 +6,7 @@ import pytest
 
 from meeting_cancel.memory_store import InMemoryRecordStore
 from meeting_cancel.record_store import RecordStore
+from meeting_cancel.request_index import IndexedStore
 from tests.store_contract import StoreContract
 
 
@@ -13,3 +14,11 @@ class TestInMemoryStore(StoreContract):
     @pytest.fixture
     def store(self) -> RecordStore:
         return InMemoryRecordStore()
+
+
+class TestIndexedInMemoryStore(StoreContract):
+    """With the listing index beside it, the store keeps the same contract (batches read by index)."""
+
+    @pytest.fixture
+    def store(self) -> RecordStore:
+        return IndexedStore(InMemoryRecordStore())
