@@ -145,7 +145,9 @@ class IndexedStore(RecordStore):
             self.inner.put_row(row)
         stored = self.inner.insert(record)
         if stored is None:  # a replay: the rows just written describe a record that was not stored
-            self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
+            existing = self.inner.get(record.id)
+            if existing is None or row_key(existing) != row_key(record):  # not the stored record's rows
+                self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
         elif stored.status.final:
             _count_outcome(stored)
         return stored

@@ -69,16 +69,19 @@ def configure(settings: Settings) -> None:
         _state.configured = True
     if not settings.telemetry_connection_string:
         return
-    from azure.monitor.opentelemetry import configure_azure_monitor
-    from opentelemetry import metrics, trace
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+        from opentelemetry import metrics, trace
 
-    options: dict[str, Any] = {"connection_string": settings.telemetry_connection_string, "logger_name": LOGGERS[0]}
-    if not os.environ.get(AUTH_SETTING):
-        from azure.identity import ManagedIdentityCredential
+        options: dict[str, Any] = {"connection_string": settings.telemetry_connection_string, "logger_name": LOGGERS[0]}
+        if not os.environ.get(AUTH_SETTING):
+            from azure.identity import ManagedIdentityCredential
 
-        options["credential"] = ManagedIdentityCredential(client_id=settings.azure_client_id)
-    configure_azure_monitor(**options)
-    use(metrics.get_meter_provider(), trace.get_tracer_provider())
+            options["credential"] = ManagedIdentityCredential(client_id=settings.azure_client_id)
+        configure_azure_monitor(**options)
+        use(metrics.get_meter_provider(), trace.get_tracer_provider())
+    except Exception as error:  # telemetry must never stop the app from cancelling meetings
+        log.error("telemetry is off: Azure Monitor could not be configured: %s: %s", type(error).__name__, error)
 
 
 def use(meter_provider: Any, tracer_provider: Any) -> None:
