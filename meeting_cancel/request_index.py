@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,14 +136,15 @@ class IndexedStore(RecordStore):
 
     def __init__(self, inner: RecordStore) -> None:
         self.inner = inner
+        # Index writes go out together, so a request pays one more round trip, not one per row.
+        self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="index")
 
     def ensure_exists(self) -> None:
         self.inner.ensure_exists()
 
     def insert(self, record: StatusRecord) -> StatusRecord | None:
         rows = [*view_rows(record), class_row(record, status_class(record.status))]
-        for row in rows:  # before the record: a record is never without its rows
-            self.inner.put_row(row)
+        list(self._writers.map(self.inner.put_row, rows))  # before the record: never without its rows
         stored = self.inner.insert(record)
         if stored is None:  # a replay: the rows just written describe a record that was not stored
             existing = self.inner.get(record.id)
@@ -159,8 +161,11 @@ class IndexedStore(RecordStore):
         before = record.moved_from
         if before is None or status_class(before) == status_class(record.status):
             return self.inner.replace(record)
-        self.inner.put_row(class_row(record, status_class(record.status)))
-        stored = self.inner.replace(record)
+        new_row = self._writers.submit(self.inner.put_row, class_row(record, status_class(record.status)))
+        try:  # the new class row and the record at once: if the record write loses, the row is stale
+            stored = self.inner.replace(record)
+        finally:
+            new_row.result()
         old = class_row(record, status_class(before))
         self._forget_rows([(old["PartitionKey"], old["RowKey"])])
         if stored.status.final:
