@@ -5,7 +5,7 @@ page stopped, and then each request's record by id; it never scans the table. Wh
 
 * a caller who may read every request (a function key, or the app role ``Cancellations.Read.All``):
   the organizer's rows when ``organizer`` is given, else the status class's rows when ``status`` is
-  given, else all rows;
+  given, else the four status classes' rows merged by row key;
 * any other caller: their own rows (those they submitted), so a page never holds another's request.
 
 The other filters are checked on the record itself, as is the row (a stale row is skipped). A page
@@ -99,12 +99,17 @@ def list_requests(service: Service, query: Query, *, caller: Caller) -> Page:
     for period in ix.months_between(query.start, query.end):
         if query.after and period > query.after[0]:
             continue
-        partition = _partition(query, caller, period)
         after = query.after[1] if query.after and period == query.after[0] else first
+        partitions = _partitions(query, caller, period)
         while True:
             limit = min(MAX_ROWS_PER_PAGE - read, 100)
-            rows = service.store.rows(partition, partition, after=after, before=before, limit=limit)
-            for row in rows:
+            fetched = [service.store.rows(p, p, after=after, before=before, limit=limit) for p in partitions]
+            merged = sorted((row for rows in fetched for row in rows), key=lambda row: str(row["RowKey"]))
+            exhausted = all(len(rows) < limit for rows in fetched)
+            if not exhausted:  # only rows below every partition's last row are certainly in order
+                horizon = min(str(rows[-1]["RowKey"]) for rows in fetched if len(rows) == limit)
+                merged = [row for row in merged if str(row["RowKey"]) <= horizon]
+            for row in merged:
                 read += 1
                 after = str(row["RowKey"])
                 record = service.store.get(str(row["request_id"]))
@@ -112,19 +117,20 @@ def list_requests(service: Service, query: Query, *, caller: Caller) -> Page:
                     found.append(record)
                 if len(found) == query.top or read >= MAX_ROWS_PER_PAGE:
                     return Page(found, _encode_token(period, after))
-            if len(rows) < limit:
+            if exhausted:
                 break
     return Page(found, None)
 
 
-def _partition(query: Query, caller: Caller, period: str) -> str:
+def _partitions(query: Query, caller: Caller, period: str) -> list[str]:
+    """The one partition a page reads per month, or the four status classes merged (all requests)."""
     if not may_read_all(caller):
-        return ix.submitter_partition(caller.label, period)
+        return [ix.submitter_partition(caller.label, period)]
     if query.organizer:
-        return ix.organizer_partition(query.organizer, period)
+        return [ix.organizer_partition(query.organizer, period)]
     if query.status:
-        return ix.status_partition(ix.status_class(query.status), period)
-    return ix.all_partition(period)
+        return [ix.status_partition(ix.status_class(query.status), period)]
+    return [ix.status_partition(klass, period) for klass in ix.STATUS_CLASSES]
 
 
 def _wanted(record: StatusRecord, query: Query, caller: Caller) -> bool:

@@ -8,10 +8,10 @@ whose keys start with ``ix|`` (no tracking id can: ``|`` is not a tracking-id ch
 =====================================  ===================  ======================================
 partition                              row key              read by
 =====================================  ===================  ======================================
-``ix|all|<YYYYMM>``                    ``<newest>|<id>``    listing for callers who may read all
-``ix|by|<hash of submitter>|<YYYYMM>`` ``<newest>|<id>``    listing of the caller's own requests
+``ix|by|<hash of submitter>|<YYYYMM>`` ``<newest>|<id>``    listing of a signed-in caller's own
 ``ix|org|<hash of organizer>|<YYYYMM>`` ``<newest>|<id>``   listing filtered by organizer
-``ix|status|<class>|<YYYYMM>``         ``<newest>|<id>``    listing by status; retention
+``ix|status|<class>|<YYYYMM>``         ``<newest>|<id>``    listing by status, or all (the four
+                                                            classes merged); retention
 ``ix|batch|<batch id>``                ``<id>``             batch status and batch abort
 ``ix|batches|<YYYYMM>``                ``<batch id>``       retention of batch records
 =====================================  ===================  ======================================
@@ -20,9 +20,15 @@ partition                              row key              read by
 milliseconds subtracted from 10^13, zero-padded: row keys sort newest first, so a page is one
 range read from where the last page stopped (``RowKey gt <last>``), one partition per month.
 A partition holds one view of one month; the service keeps a partition's rows sorted, so a range
-read seeks instead of scanning, whatever the table's size. Writes spread over the views; only the
-current month's ``all`` partition takes every new request (a partition serves about 2,000 entities
-a second: learn.microsoft.com/azure/storage/tables/scalability-targets).
+read seeks instead of scanning, whatever the table's size. New requests' writes spread over the
+organizers' partitions and go to the current month's ``pending`` partition (a partition serves
+about 2,000 entities a second: learn.microsoft.com/azure/storage/tables/scalability-targets).
+Callers who may read everything (a function key; the queue, which is no caller) get no submitter
+rows: they never list "their own".
+
+A new request's rows and its record are written at once (one round trip, not one per row); if a
+row cannot be written the record is removed again and the write fails as a whole, so intake still
+answers "nothing happened" and a record is never without its rows.
 
 ``<class>`` is ``pending`` for queued, processing and retrying (a record moves between those on
 every attempt; the index follows only the moves that cross classes: accept, a final move, retry),
@@ -50,6 +56,7 @@ log = logging.getLogger(__name__)
 PREFIX = "ix|"
 NEWEST = 10**13
 PENDING_CLASS = "pending"
+READERS_OF_ALL = frozenset({"functionKey", "queue"})  # submitters who never list only their own
 STATUS_CLASSES = (PENDING_CLASS, Status.CANCELLED.value, Status.FAILED.value, Status.ABORTED.value)
 
 
@@ -72,10 +79,6 @@ def row_key(record: StatusRecord) -> str:
 
 def status_class(status: Status) -> str:
     return status.value if status.final else PENDING_CLASS
-
-
-def all_partition(period: str) -> str:
-    return f"{PREFIX}all|{period}"
 
 
 def submitter_partition(submitted_by: str, period: str) -> str:
@@ -103,10 +106,10 @@ def _row(partition: str, row: str, record: StatusRecord) -> dict[str, Any]:
 
 
 def view_rows(record: StatusRecord) -> list[dict[str, Any]]:
-    """The rows that never change while the record lives (all, submitter, organizer, batch)."""
+    """The rows that never change while the record lives (submitter, organizer, batch)."""
     period, key = month(record.created_at), row_key(record)
-    rows = [_row(all_partition(period), key, record)]
-    if record.submitted_by:
+    rows = []
+    if record.submitted_by and record.submitted_by not in READERS_OF_ALL:
         rows.append(_row(submitter_partition(record.submitted_by, period), key, record))
     if record.organizer:
         rows.append(_row(organizer_partition(record.organizer, period), key, record))
@@ -144,8 +147,15 @@ class IndexedStore(RecordStore):
 
     def insert(self, record: StatusRecord) -> StatusRecord | None:
         rows = [*view_rows(record), class_row(record, status_class(record.status))]
-        list(self._writers.map(self.inner.put_row, rows))  # before the record: never without its rows
+        writes = [self._writers.submit(self.inner.put_row, row) for row in rows]
         stored = self.inner.insert(record)
+        try:
+            for write in writes:
+                write.result()
+        except StorageUnavailable:
+            if stored is not None:  # never a record without its rows: it goes, and the write fails whole
+                self.inner.delete(record.id)
+            raise
         if stored is None:  # a replay: the rows just written describe a record that was not stored
             existing = self.inner.get(record.id)
             if existing is None or row_key(existing) != row_key(record):  # not the stored record's rows
