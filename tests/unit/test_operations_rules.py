@@ -194,3 +194,20 @@ def test_telemetry_is_off_without_a_connection_string_and_records_nothing() -> N
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert telemetry.current_traceparent(incoming.upper()) == incoming
     assert telemetry.current_traceparent("garbage") != "garbage"
+
+
+def test_importing_the_app_loads_no_opentelemetry_it_is_configured_on_first_invocation() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    modules = [root / "function_app.py"]
+    for package in ("meeting_cancel", "cancel_function", "queue_trigger", "retention_function"):
+        modules += sorted((root / package).rglob("*.py"))
+    for module in modules:
+        for node in ast.parse(module.read_text(encoding="utf-8")).body:  # module level only
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            heavy = [n for n in names if n.startswith(("opentelemetry", "azure.monitor"))]
+            assert not heavy, f"{module.name} imports {heavy} at import time"
