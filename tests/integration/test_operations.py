@@ -16,6 +16,7 @@ from azure.functions.timer import TimerRequest
 
 from local_runner.graph_sandbox import Fault, GraphSandbox
 from meeting_cancel import lifecycle
+from meeting_cancel.batch_models import BatchRecord
 from meeting_cancel.config import Settings
 from meeting_cancel.lifecycle import Failure
 from meeting_cancel.models import QueuedCancelRequest
@@ -33,6 +34,7 @@ def signed_in(app: AppUnderTest, sandbox: GraphSandbox) -> AppUnderTest:
     """The app with Entra callers (test_security's arrangement)."""
     arranged: AppUnderTest = entra_mode.__wrapped__(app, sandbox)  # type: ignore[attr-defined]
     return arranged
+
 
 WINDOW = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
 
@@ -244,10 +246,14 @@ def test_retention_deletes_only_what_is_old_and_final(app: AppUnderTest, sandbox
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=45), now - timedelta(days=3)
 
-    def arranged(request_id: str, created: datetime, finished: datetime | None, ok: bool = True) -> None:
+    def arranged(
+        request_id: str, created: datetime, finished: datetime | None, ok: bool = True, batch: str | None = None
+    ) -> None:
         request = QueuedCancelRequest(id=request_id, organizer=ORGANIZER, eventId=meeting)
         record = store.insert(
-            lifecycle.accept(request_id, request, source="http", now=created, submitted_by="functionKey")
+            lifecycle.accept(
+                request_id, request, source="http", now=created, submitted_by="functionKey", batch_id=batch
+            )
         )
         assert record is not None
         if finished is not None:
@@ -264,10 +270,24 @@ def test_retention_deletes_only_what_is_old_and_final(app: AppUnderTest, sandbox
     arranged("old-pending", old, None)
     arranged("old-but-recently-final", old, recent)
     arranged("recent-cancelled", recent, recent)
+    for batch_id, moment in (("old-batch", old), ("recent-batch", recent)):
+        arranged(f"{batch_id}-child", moment, moment, batch=batch_id)
+        store.put_batch(
+            BatchRecord(
+                id=batch_id,
+                organizer=ORGANIZER,
+                count=1,
+                request_hash="h",
+                submitted_by="functionKey",
+                created_at=moment,
+            )
+        )
     [timer] = [t for t in app.index.timers if t.name == "purge_old_requests"]
     timer.call(**{timer.argument: TimerRequest(past_due=False, schedule_status={}, schedule={})})
-    for gone in ("old-cancelled", "old-failed"):
+    for gone in ("old-cancelled", "old-failed", "old-batch-child"):
         assert app.status(gone).status == 404
+    assert app.request("GET", "/api/batches/old-batch").status == 404
+    assert app.request("GET", "/api/batches/recent-batch").body["counts"]["cancelled"] == 1
     for kept in ("old-pending", "old-but-recently-final", "recent-cancelled"):
         assert app.status(kept).status in (200, 202), kept
     listed_ids = [
