@@ -7,12 +7,13 @@ workflows. Messages are written for people fixing a request, so each says what t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 # RFC 5322 dot-atoms without the characters that would change a URL path or query ('/', '?', '#',
@@ -32,6 +33,15 @@ MAX_EVENT_ID_LENGTH = 1024
 # A character costs at most 6 bytes once JSON-escaped, so 8,000 keep the queue message well under
 # the 64 KB queue limit together with the other fields.
 MAX_COMMENT_LENGTH = 8000
+# Dates and moments a meeting can have: far enough apart for any calendar, near enough that a day
+# read in any time zone (UTC-12 to UTC+14) stays inside what ``datetime`` can hold.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+DAY_FORMAT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DAY_HELP = "must be a day as YYYY-MM-DD, such as 2026-12-08"
+MOMENT_HELP = (
+    "must be a date and time with a UTC offset, as YYYY-MM-DDThh:mm:ss and Z or ±hh:mm, such as 2026-12-01T00:00:00Z"
+)
 
 FIELD_HELP = {
     "organizer": "the organizer's userPrincipalName (jane@contoso.com) or Entra object id",
@@ -39,7 +49,7 @@ FIELD_HELP = {
     "comment": "the message sent to the attendees (optional)",
     "iCalUId": "instead of eventId: the meeting's iCalendar UID, as other calendars know it",
     "occurrenceDate": "with the eventId of a series: the day (YYYY-MM-DD) of the one occurrence to cancel",
-    "timeZone": "with occurrenceDate: the IANA time zone the day is in, such as Europe/Berlin",
+    "timeZone": "the IANA time zone the occurrence day is in, such as Europe/Berlin",
     "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
 }
 
@@ -75,6 +85,106 @@ def _check_event_id(value: str) -> str:
 
 def _check_optional_event_id(value: str | None) -> str | None:
     return None if value is None else _check_event_id(value)
+
+
+def check_day(value: Any) -> Any:
+    """A day as the contract writes it (YYYY-MM-DD), within the days a calendar holds; never the
+    parser's own words ("invalid character in year", "should have zero time")."""
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif not isinstance(value, str) or not DAY_FORMAT.fullmatch(value):
+        raise PydanticCustomError("day_format", DAY_HELP)
+    else:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("day_format", f"{DAY_HELP}; {value} is not a day of the calendar") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise PydanticCustomError(
+            "day_range", f"must be a day between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+        )
+    return day
+
+
+def check_moment(value: Any) -> Any:
+    """A moment as the contract writes it (ISO 8601 with a UTC offset), within the days a calendar
+    holds, so reading it in UTC can never leave what ``datetime`` holds."""
+    if isinstance(value, datetime):
+        moment = value
+    elif not isinstance(value, str) or not DAY_FORMAT.fullmatch(value[:10]) or len(value) > 40:
+        raise PydanticCustomError("moment_format", MOMENT_HELP)
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("moment_format", MOMENT_HELP) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise PydanticCustomError("offset", "needs a UTC offset, such as 2026-12-01T00:00:00Z")
+    if not EARLIEST_DAY <= moment.date() <= LATEST_DAY:
+        raise PydanticCustomError(
+            "moment_range", f"must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+        )
+    return moment
+
+
+def fold_field_names(fields: Iterable[str], data: Any) -> dict[str, Any]:
+    """The body's fields under the model's names, read case-insensitively as Graph reads them;
+    a name given twice (in any case) is refused."""
+    if not isinstance(data, dict):
+        raise PydanticCustomError("not_object", "the body must be a JSON object")
+    canonical = {name.lower(): name for name in fields}
+    folded: dict[str, Any] = {}
+    for key, value in data.items():
+        name = canonical.get(key.lower(), key) if isinstance(key, str) else key
+        if name in folded:
+            raise PydanticCustomError(
+                "duplicate_field",
+                "the field {name} is given twice (names are case-insensitive)",
+                {"name": repr(name)},
+            )
+        folded[name] = value
+    return folded
+
+
+def validate_all_at_once(
+    model: type[BaseModel],
+    data: dict[str, Any],
+    handler: Callable[[Any], Any],
+    cross_field: list[tuple[str, str, str]],
+) -> Any:
+    """Runs the field rules and the rules between fields together, so one answer lists every bad
+    field: pydantic skips a model's own checks once a field fails, and a caller would otherwise
+    fix one mistake per round trip. ``cross_field`` holds (field, error type, message)."""
+    extra = [
+        InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=data.get(field))
+        for field, kind, message in cross_field
+    ]
+    try:
+        validated = handler(data)
+    except ValidationError as error:
+        if not extra:
+            raise
+        _raise(model, [*_as_init_details(error), *extra])
+    if extra:
+        _raise(model, extra)
+    return validated
+
+
+def _as_init_details(error: ValidationError) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError(item["type"], item["msg"], item.get("ctx")),
+            loc=item["loc"],
+            input=item["input"],
+        )
+        for item in error.errors(include_url=False)
+    ]
+
+
+def _raise(model: type[BaseModel], details: list[InitErrorDetails]) -> NoReturn:
+    raise ValidationError.from_exception_data(model.__name__, details)
 
 
 def _check_comment(value: str | None) -> str | None:
@@ -119,25 +229,14 @@ class CancelRequest(BaseModel):
     timeZone: Annotated[str | None, Field(max_length=64, description=FIELD_HELP["timeZone"])] = None
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _fold_field_names(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise PydanticCustomError("not_object", "the body must be a JSON object")
-        canonical = {name.lower(): name for name in cls.model_fields}
-        folded: dict[str, Any] = {}
-        for key, value in data.items():
-            name = canonical.get(key.lower(), key) if isinstance(key, str) else key
-            if name in folded:
-                raise PydanticCustomError(
-                    "duplicate_field",
-                    "the field {name} is given twice (names are case-insensitive)",
-                    {"name": repr(name)},
-                )
-            folded[name] = value
-        return folded
+    def _every_rule_at_once(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        folded = fold_field_names(cls.model_fields, data)
+        return validate_all_at_once(cls, folded, handler, _target_rules(folded))
 
     _organizer = field_validator("organizer")(_check_organizer)
+    _day = field_validator("occurrenceDate", mode="before")(check_day)
     _event_id = field_validator("eventId")(_check_optional_event_id)
     _comment = field_validator("comment")(_check_comment)
 
@@ -159,33 +258,6 @@ class CancelRequest(BaseModel):
             raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Berlin") from None
         return value
 
-    @model_validator(mode="after")
-    def _one_target(self) -> CancelRequest:
-        if (self.eventId is None) == (self.iCalUId is None):
-            field = "eventId" if self.iCalUId is None else "iCalUId"
-            raise PydanticCustomError(
-                "target",
-                "required: either eventId (the Graph REST id) or iCalUId, not both"
-                if self.eventId
-                else "required: " + FIELD_HELP["eventId"] + " (or iCalUId instead)",
-                {"field": field},
-            )
-        if (self.occurrenceDate is None) != (self.timeZone is None):
-            missing = "timeZone" if self.timeZone is None else "occurrenceDate"
-            raise PydanticCustomError(
-                "occurrence",
-                "required with "
-                + ("occurrenceDate" if missing == "timeZone" else "timeZone")
-                + ": "
-                + FIELD_HELP[missing],
-                {"field": missing},
-            )
-        if self.occurrenceDate is not None and self.eventId is None:
-            raise PydanticCustomError(
-                "occurrence", "occurrenceDate needs the eventId of the series master", {"field": "occurrenceDate"}
-            )
-        return self
-
     @property
     def target(self) -> str:
         """What the request points at, whatever form the caller named it in."""
@@ -206,6 +278,26 @@ class CancelRequest(BaseModel):
         zone = ZoneInfo(self.timeZone)
         start = datetime.combine(self.occurrenceDate, time.min, zone)
         return start, start + timedelta(days=1)
+
+
+def _target_rules(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The rules between fields, read from what was sent (present means not null), so they are
+    reported together with every field's own rule."""
+    sent = {name for name in ("eventId", "iCalUId", "occurrenceDate", "timeZone") if data.get(name) is not None}
+    broken: list[tuple[str, str, str]] = []
+    if {"eventId", "iCalUId"} <= sent:
+        broken.append(("iCalUId", "target", "send one of eventId or iCalUId, not both"))
+    elif not {"eventId", "iCalUId"} & sent:
+        broken.append(("eventId", "target", "required: " + FIELD_HELP["eventId"] + " (or iCalUId instead)"))
+    if "occurrenceDate" in sent and "timeZone" not in sent:
+        broken.append(("timeZone", "occurrence", "required with occurrenceDate: " + FIELD_HELP["timeZone"]))
+    elif "timeZone" in sent and "occurrenceDate" not in sent:
+        broken.append(
+            ("occurrenceDate", "occurrence", "required with timeZone: the day (YYYY-MM-DD) of the occurrence to cancel")
+        )
+    if "occurrenceDate" in sent and "iCalUId" in sent and "eventId" not in sent:
+        broken.append(("occurrenceDate", "occurrence", "occurrenceDate needs the eventId of the series master"))
+    return broken
 
 
 class QueuedCancelRequest(CancelRequest):
