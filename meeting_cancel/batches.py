@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
-from . import idempotency, lifecycle
+from . import idempotency, lifecycle, steps
 from .batch_models import (
     BatchPreview,
     BatchRecord,
@@ -144,6 +144,7 @@ def _queue_children(
             source="batch",
             now=service.clock(),
             batch_id=batch.id,
+            body_hash=steps.fingerprint(message),
             submitted_by=batch.submitted_by,
             authorized_by=decision,
         )

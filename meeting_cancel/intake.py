@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import idempotency, lifecycle
+from . import idempotency, lifecycle, steps
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
@@ -81,7 +81,8 @@ def submit(
 
 
 def fingerprint(request: CancelRequest) -> str:
-    return idempotency.fingerprint(request.model_dump(mode="json"))
+    """The same fingerprint the worker compares a message with (``steps.fingerprint``)."""
+    return steps.fingerprint(request)
 
 
 def organizer_resolver(service: Service) -> ObjectIdResolver:

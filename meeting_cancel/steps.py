@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import idempotency
 from .config import Settings
 from .errors import GraphError, GraphThrottled, GraphTransientError, IdentityUnavailable
 from .lifecycle import Failure
@@ -86,14 +87,31 @@ def lease_seconds(settings: Settings) -> float:
     return SLOT_MAX_WAIT_SECONDS + settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
+def fingerprint(request: CancelRequest) -> str:
+    """The request's fingerprint, as its record keeps it (``body_hash``): every field but the
+    tracking id, the organizer in lower case (userPrincipalNames are case-insensitive)."""
+    document = request.model_dump(mode="json", exclude={"id"})
+    return idempotency.fingerprint({**document, "organizer": request.organizer.lower()})
+
+
 def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
-    """Whether a message is about the record's meeting (a tracking id names one meeting)."""
-    return (record.organizer, record.target or record.event_id) == (request.organizer, request.target)
+    """Whether a message is the record's own request: the same meeting and, where the record keeps
+    a fingerprint, the same fields (comment included). Another writer's message that reuses the id
+    with its own text is not the request, so its text never reaches the attendees."""
+    same_meeting = (record.organizer.lower(), record.target or record.event_id) == (
+        request.organizer.lower(),
+        request.target,
+    )
+    if not same_meeting or record.body_hash is None:
+        return same_meeting
+    # Records written before the organizer was folded to lower case keep the fields as sent.
+    as_sent = idempotency.fingerprint(request.model_dump(mode="json", exclude={"id"}))
+    return record.body_hash in (fingerprint(request), as_sent)
 
 
 def next_step(record: StatusRecord, request: CancelRequest, now: datetime, settings: Settings) -> Step:
     if not belongs_to(record, request):
-        return Conflict(f"the tracking id {record.id!r} already belongs to another meeting")
+        return Conflict(f"the tracking id {record.id!r} already belongs to another request")
     if record.status.final:
         return Duplicate("duplicate delivery of a finished request; completing it")
     if record.in_flight_until and record.in_flight_until > now:
@@ -215,3 +233,36 @@ def after_error(
         gave_up = Failure(failure.code, f"{failure.message} (gave up after {dequeue_count} deliveries)", failure.graph)
         return GiveUp(gave_up, MAYBE_SENT if unknown else None, poison=True)
     return HostRetry(failure, unknown, policy.host_retry_seconds)
+
+
+# ----- an error nobody planned for
+UNEXPECTED = "internalError"
+
+
+def after_unexpected(
+    record: StatusRecord | None,
+    request: CancelRequest,
+    error: BaseException,
+    *,
+    now: datetime,
+    claimed_here: bool,
+    dequeue_count: int,
+    policy: RetryPolicy,
+) -> GiveUp | None:
+    """What an error the code does not handle leads to. Before the last delivery: nothing, the
+    host delivers the message again. On the last one the message is about to leave for poison, so
+    the request is recorded ``failed`` with a code first; an accepted id never stays pending.
+    Left alone: a record already final, one of another request, and one whose lease another
+    delivery holds (it is calling Graph and records its own outcome)."""
+    if not policy.last_delivery(dequeue_count) or record is None or record.status.final:
+        return None
+    if not belongs_to(record, request):
+        return None
+    if record.in_flight_until and record.in_flight_until > now and not claimed_here:
+        return None
+    failure = Failure(
+        UNEXPECTED,
+        f"an unexpected error ({type(error).__name__}) on the last of {dequeue_count} deliveries; "
+        "the message was moved to the poison queue",
+    )
+    return GiveUp(failure, MAYBE_SENT if record.outcome_unknown else None, poison=True)

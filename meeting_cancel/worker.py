@@ -12,12 +12,14 @@ takes the mailbox slot and talks to the queue.
 * Throttling puts a delayed copy on the queue and completes the message, so a good request never
   reaches poison by being throttled; other transient errors are raised for the host to retry.
 * A message is completed only once its outcome is recorded (or it is a duplicate); a message that
-  cannot be read or is invalid goes to poison at once, its status saying why.
+  cannot be read or is invalid goes to poison at once, its status saying why when it claims an id
+  nobody has (it never changes a record it does not own).
+* On the last delivery any error the code does not handle records ``failed`` before the message
+  leaves for poison (``steps.after_unexpected``), so an accepted id always ends final.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from . import lifecycle, steps
 from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
-from .parsing import describe_errors, validation_detail
+from .parsing import UnreadableJson, describe_errors, load_json, validation_detail
 from .records import Status, StatusRecord
 from .work_queue import decode
 
@@ -68,8 +70,13 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     if isinstance(parsed, Outcome):
         return parsed
     request, request_id = parsed
-    record = _load_or_create(service, request, request_id)
-    return _Attempt(service, delivery, request, record).run()
+    attempt: _Attempt | None = None
+    try:
+        attempt = _Attempt(service, delivery, request, _load_or_create(service, request, request_id))
+        return attempt.run()
+    except Exception as error:
+        _on_unhandled(service, delivery, request, request_id, error, claimed_here=bool(attempt and attempt.claimed))
+        raise
 
 
 def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str] | Outcome:
@@ -82,11 +89,9 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
             Failure("unreadableMessage", "the message is neither JSON text nor base64-encoded JSON"),
         )
     try:
-        document: Any = json.loads(text)
-    except json.JSONDecodeError as error:
-        return _poison(
-            service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error.msg}")
-        )
+        document: Any = load_json(text)
+    except UnreadableJson as error:
+        return _poison(service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error}"))
     claimed_id = document.get("id") if isinstance(document, dict) else None
     request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.fullmatch(claimed_id) else None
     try:
@@ -100,7 +105,14 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
 def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: str) -> StatusRecord:
     record = service.store.get(request_id)
     if record is None:
-        fresh = lifecycle.accept(request_id, request, source="queue", now=service.clock(), submitted_by="queue")
+        fresh = lifecycle.accept(
+            request_id,
+            request,
+            source="queue",
+            now=service.clock(),
+            submitted_by="queue",
+            body_hash=steps.fingerprint(request),
+        )
         record = service.store.insert(fresh) or service.store.get(request_id)
         if record is None:
             raise RetryLater(f"status record {request_id} could not be created")
@@ -116,12 +128,48 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, failur
     )
     service.queue.send_to_poison(delivery.body)
     if request_id is not None:
-        existing = service.store.get(request_id)
-        if existing is None:
-            service.store.insert(lifecycle.reject(request_id, failure, source="queue", now=service.clock()))
-        elif not existing.status.final and existing.source == "queue":
-            _write_final(service, existing, lambda r: lifecycle.fail(r, now=service.clock(), failure=failure))
+        # Recorded only under an id nobody holds: an existing record is another request's (its own
+        # messages are valid), and poisoning a message never finishes someone else's request.
+        service.store.insert(lifecycle.reject(request_id, failure, source="queue", now=service.clock()))
     return Outcome.POISONED
+
+
+def _on_unhandled(
+    service: Service,
+    delivery: Delivery,
+    request: QueuedCancelRequest,
+    request_id: str,
+    error: Exception,
+    *,
+    claimed_here: bool,
+) -> None:
+    """Performs ``steps.after_unexpected`` for an error leaving ``process``: on the last delivery
+    the request is recorded failed before the host moves the message to poison."""
+    if isinstance(error, RetryLater) and not service.retry_policy.last_delivery(delivery.dequeue_count):
+        return
+    context = {"request_id": request_id, "message_id": delivery.message_id, "dequeue_count": delivery.dequeue_count}
+    try:
+        record = service.store.get(request_id)
+        decision = steps.after_unexpected(
+            record,
+            request,
+            error,
+            now=service.clock(),
+            claimed_here=claimed_here,
+            dequeue_count=delivery.dequeue_count,
+            policy=service.retry_policy,
+        )
+        if record is None or decision is None:
+            if not isinstance(error, RetryLater):
+                log.error("delivery failed: %s", type(error).__name__, extra=context, exc_info=error)
+            return
+        failure, resolution = decision.failure, decision.resolution
+        _write_final(
+            service, record, lambda r: lifecycle.fail(r, now=service.clock(), failure=failure, resolution=resolution)
+        )
+        log.error("request failed on its last delivery: %s", failure.message, extra=context, exc_info=error)
+    except Exception as recording:  # the original error is what the host sees
+        log.error("could not record the failure of the last delivery: %s", recording, extra=context)
 
 
 class _Attempt:
@@ -135,6 +183,7 @@ class _Attempt:
         self.request = request
         self.record = record
         self.cancel_sent = False
+        self.claimed = False
         self.context = {
             "request_id": record.id,
             "message_id": delivery.message_id,
@@ -202,6 +251,7 @@ class _Attempt:
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
         try:  # recorded before the mailbox slot, so the slot covers the Graph call alone
             self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
+            self.claimed = True
         except ConcurrentUpdate:
             self._send_copy(steps.BUSY_RETRY_SECONDS)
             log.info("message put back: the request changed while being claimed", extra=self.context)
