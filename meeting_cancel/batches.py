@@ -30,7 +30,7 @@ from .batch_models import (
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable
 from .intake import organizer_resolver
-from .models import QueuedCancelRequest, _check_organizer
+from .models import TRACKING_ID, QueuedCancelRequest, _check_organizer
 from .parsing import parse_model, validation_detail
 from .problems import Problem
 from .records import Status
@@ -213,6 +213,10 @@ def _queue_children(
 
 
 def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, Any]:
+    if not TRACKING_ID.fullmatch(batch_id):
+        raise Problem(
+            400, "invalidId", "Invalid batch id", "A batch id has 1 to 128 letters, digits, '.', '_', ':' and '-'."
+        )
     batch = service.store.get_batch(batch_id)
     if batch is None:
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")

@@ -226,7 +226,7 @@ class CancelRequest(BaseModel):
         ),
     ] = None
     occurrenceDate: Annotated[date | None, Field(description=FIELD_HELP["occurrenceDate"])] = None
-    timeZone: Annotated[str | None, Field(max_length=64, description=FIELD_HELP["timeZone"])] = None
+    timeZone: Annotated[str | None, Field(min_length=1, max_length=64, description=FIELD_HELP["timeZone"])] = None
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
     @model_validator(mode="wrap")
