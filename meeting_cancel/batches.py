@@ -30,7 +30,7 @@ from .batch_models import (
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable
 from .intake import organizer_resolver
-from .models import TRACKING_ID, QueuedCancelRequest, _check_organizer
+from .models import MAX_ORGANIZER_LENGTH, TRACKING_ID, QueuedCancelRequest, _check_organizer
 from .parsing import parse_model, validation_detail
 from .problems import Problem
 from .records import Status
@@ -115,6 +115,8 @@ def _read(organizer: str, body: bytes, content_type: str | None) -> tuple[str, W
     """The route's organizer and the body's window, or one 400 listing every bad field of both."""
     errors: list[dict[str, str]] = []
     try:
+        if len(organizer) > MAX_ORGANIZER_LENGTH:
+            raise PydanticCustomError("organizer", f"is too long: at most {MAX_ORGANIZER_LENGTH} characters")
         organizer = _check_organizer(organizer)
     except PydanticCustomError as error:
         errors.append({"field": "organizer", "message": error.message()})

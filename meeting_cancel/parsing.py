@@ -21,6 +21,10 @@ MAX_NUMBER_DIGITS = 64
 # Nesting beyond what any field takes; deeper documents are refused before the recursion limit.
 MAX_DEPTH = 32
 MAX_SHOWN_NAME = 64
+# Listed problems per answer: enough for any honest body; a body of 3,000 unknown fields gets the
+# first ones and a count, so the answer and the status record stay small (a Table Storage
+# property holds 64 KB).
+MAX_LISTED_ERRORS = 20
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 _DEPTH_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)  # strings whole, so their brackets do not count
 
@@ -159,6 +163,9 @@ def describe_errors(error: ValidationError, model: type[BaseModel]) -> list[dict
         else:
             message = item["msg"]
         described.append({"field": field, "message": message})
+    if len(described) > MAX_LISTED_ERRORS:
+        more = len(described) - MAX_LISTED_ERRORS
+        described = [*described[:MAX_LISTED_ERRORS], {"field": "(more)", "message": f"{more} more problems not listed"}]
     return described
 
 

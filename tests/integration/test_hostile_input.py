@@ -159,6 +159,13 @@ def test_offboarding_windows_at_the_datetime_extremes_are_400(
     assert sandbox.calls() == []
 
 
+def test_an_organizer_longer_than_a_upn_is_400_on_the_route(app: AppUnderTest, sandbox: GraphSandbox) -> None:
+    response = organizer_post(app, "a" * 300 + "@contoso.com", {**WINDOW, "preview": True})
+    assert response.status == 400
+    assert response.body["errors"] == [{"field": "organizer", "message": "is too long: at most 256 characters"}]
+    assert sandbox.calls() == []
+
+
 def test_an_invalid_organizer_and_a_bad_window_are_listed_together(app: AppUnderTest) -> None:
     response = organizer_post(app, "not-an-address", {"start": "2026-12-01T00:00:00Z"})
     assert response.status == 400
@@ -243,3 +250,13 @@ def test_a_preview_is_capped_like_a_batch_and_stops_reading_graph(app: AppUnderT
         assert (response.status, response.body["code"]) == (422, "tooManyMeetings")
     assert len(sandbox.calls("calendarView")) == 2 * 11  # 1,001 meetings are 11 pages of 100, not 12
     assert app.visible_messages() == 0
+
+
+def test_an_invalid_message_of_thousands_of_fields_still_records_why(app: AppUnderTest, meeting: str) -> None:
+    app.put_message({"id": "wf-many", "organizer": ORGANIZER, "eventId": meeting, **{f"f{n}": 1 for n in range(3000)}})
+    app.drain()
+
+    status = app.status("wf-many").body
+    assert (status["status"], status["error"]["code"]) == ("failed", "invalidMessage")
+    assert "more problems not listed" in status["error"]["message"]
+    assert len(app.poison_messages()) == 1

@@ -312,3 +312,10 @@ def test_the_widest_window_at_the_edges_of_the_range_is_accepted() -> None:
         b'{"from": "1900-01-01T00:00:00+14:00", "to": "1901-01-01T00:00:00Z"}', WindowRequest, content_type=None
     )
     assert window.start.astimezone(UTC).year == 1899
+
+
+def test_a_body_of_thousands_of_bad_fields_gets_a_short_answer() -> None:
+    problem = refusal({"organizer": ORGANIZER, "eventId": VALID_ID, **{f"field{n}": 1 for n in range(3000)}})
+    assert len(problem.errors) == 21
+    assert problem.errors[-1] == {"field": "(more)", "message": "2980 more problems not listed"}
+    assert len(problem.to_json()) < 8000
