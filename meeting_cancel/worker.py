@@ -126,11 +126,12 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, failur
         failure.message,
         extra={"message_id": delivery.message_id, "request_id": request_id, "code": failure.code},
     )
-    service.queue.send_to_poison(delivery.body)
     if request_id is not None:
         # Recorded only under an id nobody holds: an existing record is another request's (its own
         # messages are valid), and poisoning a message never finishes someone else's request.
+        # Recorded before the move, so a failed move is retried without a second poison copy.
         service.store.insert(lifecycle.reject(request_id, failure, source="queue", now=service.clock()))
+    service.queue.send_to_poison(delivery.body)
     return Outcome.POISONED
 
 
