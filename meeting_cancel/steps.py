@@ -164,13 +164,21 @@ def after_owner(owner: StatusRecord | None, now: datetime) -> OwnerStep:
     if owner is None:  # removed (retention, or intake undoing a request): its outcome is unknown
         return TakeOver(doubt=True)
     if not owner.status.final:
-        due = owner.next_attempt_at if owner.status == Status.RETRYING else None
-        wait = (due - now).total_seconds() + 1.0 if due and due > now else FOLLOW_POLL_SECONDS
-        return Wait(owner, min(max(wait, FOLLOW_POLL_SECONDS), FOLLOW_MAX_WAIT_SECONDS))
+        return Wait(owner, follow_delay(owner, now))
     if owner.status == Status.CANCELLED or owner.error_code in SETTLED_FAILURES:
         return Share(owner)
     maybe_sent = owner.resolution == MAYBE_SENT or (owner.status != Status.FAILED and owner.attempts > 0)
     return TakeOver(doubt=maybe_sent)
+
+
+def follow_delay(owner: StatusRecord, now: datetime) -> float:
+    """When a follower looks again: just after the owner's next attempt when it is backing off,
+    and less often the longer the owner has not moved (2 s to 60 s), so a follower of a stalled
+    owner costs a read a minute, not one every 2 s."""
+    due = owner.next_attempt_at if owner.status == Status.RETRYING else None
+    until_due = (due - now).total_seconds() + 1.0 if due and due > now else 0.0
+    idle = (now - owner.updated_at).total_seconds() / 2
+    return min(max(until_due, idle, FOLLOW_POLL_SECONDS), FOLLOW_MAX_WAIT_SECONDS)
 
 
 def resolved(request: CancelRequest, found: list[str]) -> str | Failure:

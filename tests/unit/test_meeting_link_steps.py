@@ -34,9 +34,12 @@ def owner(**changes: Any) -> StatusRecord:
 
 
 def test_a_pending_owner_is_waited_for_and_a_throttled_one_until_its_retry() -> None:
-    assert steps.after_owner(owner(), NOW) == steps.Wait(owner(), steps.FOLLOW_POLL_SECONDS)
-    retrying = owner(status=Status.RETRYING, next_attempt_at=NOW + timedelta(seconds=20))
+    busy = owner(status=Status.PROCESSING, updated_at=NOW)
+    assert steps.after_owner(busy, NOW) == steps.Wait(busy, steps.FOLLOW_POLL_SECONDS)
+    retrying = owner(status=Status.RETRYING, updated_at=NOW, next_attempt_at=NOW + timedelta(seconds=20))
     assert steps.after_owner(retrying, NOW) == steps.Wait(retrying, 21.0)
+    stalled = owner(updated_at=NOW - timedelta(seconds=50))  # queued, nobody has moved it for 50 s
+    assert steps.after_owner(stalled, NOW) == steps.Wait(stalled, 25.0)
     far = owner(status=Status.RETRYING, next_attempt_at=NOW + timedelta(hours=1))
     wait = steps.after_owner(far, NOW)
     assert isinstance(wait, steps.Wait)
