@@ -233,3 +233,51 @@ def test_a_dead_instances_slot_frees_when_its_lease_expires(azurite: Azurite) ->
         live.listener.stop()
         dead.listener.stop()
 
+
+
+def test_two_instances_racing_for_one_meeting_make_one_graph_call(azurite: Azurite) -> None:
+    """Two requests for one meeting, each on its own instance at the same moment: the meeting's row
+    is written with an ETag condition in the one table both share, so one of them follows."""
+    with sandbox_with_limit() as sandbox:
+        sandbox.state.limits = Limits(latency_seconds=(0.3, 0.3))
+        values = isolated_values(
+            azurite,
+            "race",
+            GRAPH_BASE_URL=sandbox.graph_base_url,
+            IDENTITY_ENDPOINT=sandbox.identity_endpoint,
+            IDENTITY_HEADER=sandbox.identity_header,
+        )
+        os.environ.update(values)
+        organizer = "scale0@contoso.com"
+        sandbox.add_mailbox(organizer)
+        event_id = sandbox.create_event(organizer, "asked for twice", [ATTENDEE])
+        instances = [Instance(values), Instance(values)]
+        start = threading.Barrier(2)
+        outcomes: dict[str, worker.Outcome] = {}
+
+        def deliver(instance: Instance, request_id: str) -> None:
+            body = f'{{"id": "{request_id}", "organizer": "{organizer}", "eventId": "{event_id}"}}'.encode()
+            start.wait()
+            outcomes[request_id] = worker.process(instance.service, worker.Delivery(body, request_id, 1))
+
+        threads = [
+            threading.Thread(target=deliver, args=(instance, f"instance-{n}")) for n, instance in enumerate(instances)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+        assert sorted(outcomes.values()) == sorted([worker.Outcome.CANCELLED, worker.Outcome.REQUEUED])
+        assert len(sandbox.calls("cancel")) == 1
+        follower = next(request_id for request_id, outcome in outcomes.items() if outcome == worker.Outcome.REQUEUED)
+        deadline = time.monotonic() + 20
+        store = instances[1].service.store
+        while (record := store.get(follower)) is not None and not record.status.final and time.monotonic() < deadline:
+            instances[1].listener.drain_once()
+            time.sleep(0.2)
+        assert record is not None
+        assert record.status == Status.CANCELLED
+        assert record.follows is not None
+        assert record.follows != follower
+        assert sandbox.successful_cancels(event_id) == 1
