@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from . import steps
 from .errors import ConcurrentUpdate
 from .storage import storage_errors
+
+if TYPE_CHECKING:
+    from .records import StatusRecord
+    from .service import Service
 
 ROW = "meeting"
 TAKE_TRIES = 4
@@ -52,6 +58,31 @@ class Theirs:
 
 
 Taken = Mine | Theirs
+
+
+@dataclass(frozen=True)
+class Held:
+    """This request holds the meeting now. ``took_over``: from an owner that failed or vanished;
+    ``doubt``: that owner may have sent its cancel, so the event is read before any cancel."""
+
+    took_over: bool = False
+    doubt: bool = False
+
+
+def hold(service: Service, record: StatusRecord, event_id: str) -> Held | steps.Share | steps.Wait | None:
+    """Holds the meeting for the request, or says what to do about the request holding it
+    (``steps.after_owner``); None when the row kept changing under us (come back later)."""
+    meetings = service.meetings
+    for _ in range(TAKE_TRIES):
+        taken = meetings.take(record.organizer, event_id, record.id)
+        if isinstance(taken, Mine):
+            return Held()
+        decision = steps.after_owner(service.store.get(taken.owner), service.clock())
+        if not isinstance(decision, steps.TakeOver):
+            return decision
+        if meetings.take_over(record.organizer, event_id, record.id, taken.etag):
+            return Held(took_over=True, doubt=decision.doubt)
+    return None
 
 
 def meeting_key(organizer: str, event_id: str) -> str:

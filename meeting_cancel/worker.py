@@ -47,14 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FINAL_WRITE_TRIES = 3
 MAX_STEPS = 5
-HOLD_TRIES = 3
-
-
-class _Held:
-    """This request holds the meeting: go on to the Graph call."""
-
-
-HELD = _Held()
 
 
 class Outcome(StrEnum):
@@ -187,7 +179,7 @@ class _Attempt:
                 decision = steps.after_owner(owner, self.service.clock())
                 if isinstance(decision, steps.TakeOver):
                     held = self._hold_meeting(self.record.event_id)
-                    return None if isinstance(held, _Held) else held
+                    return None if isinstance(held, meeting_links.Held) else held
                 return self._defer_to(decision)
             case steps.Resolve():
                 return self._resolve()
@@ -217,29 +209,23 @@ class _Attempt:
                 return None
         raise AssertionError("unreachable")
 
-    def _hold_meeting(self, event_id: str) -> Outcome | _Held | None:
-        """Takes the meeting's row for this request (HELD), or follows its owner (an Outcome), or
-        records a take-over to be decided on again (None)."""
-        meetings, now = self.service.meetings, self.service.clock
-        for _ in range(HOLD_TRIES):
-            taken = meetings.take(self.record.organizer, event_id, self.record.id)
-            doubt = False
-            if isinstance(taken, meeting_links.Theirs):
-                owner = self.service.store.get(taken.owner)
-                decision = steps.after_owner(owner, now())
-                if not isinstance(decision, steps.TakeOver):
-                    return self._defer_to(decision)
-                if not meetings.take_over(self.record.organizer, event_id, self.record.id, taken.etag):
-                    continue  # the row changed since it was read: decide again
-                log.warning("took the meeting over from request %s", taken.owner, extra=self.context)
-                doubt = decision.doubt
-            if self.record.follows or doubt:
-                self._save(lifecycle.take_over(self.record, now=now(), outcome_unknown=doubt))
+    def _hold_meeting(self, event_id: str) -> Outcome | meeting_links.Held | None:
+        """Holds the meeting's row (Held: go on to Graph), follows its owner (an Outcome), or
+        records a take-over and decides again (None)."""
+        match meeting_links.hold(self.service, self.record, event_id):
+            case meeting_links.Held(took_over, doubt) as held:
+                if took_over:
+                    log.warning("took the meeting over from its previous owner", extra=self.context)
+                if not (self.record.follows or doubt):
+                    return held
+                self._save(lifecycle.take_over(self.record, now=self.service.clock(), outcome_unknown=doubt))
                 return None
-            return HELD
-        self._send_copy(steps.BUSY_RETRY_SECONDS)
-        log.info("message put back: the meeting's row kept changing", extra=self.context)
-        return Outcome.REQUEUED
+            case None:
+                self._send_copy(steps.BUSY_RETRY_SECONDS)
+                log.info("message put back: the meeting's row kept changing", extra=self.context)
+                return Outcome.REQUEUED
+            case decision:
+                return self._defer_to(decision)
 
     def _defer_to(self, decision: steps.Share | steps.Wait) -> Outcome:
         """Ends with the owner's outcome, or links to the owner and looks again later."""
@@ -263,7 +249,7 @@ class _Attempt:
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
         held = self._hold_meeting(event_id)
-        if not isinstance(held, _Held):
+        if not isinstance(held, meeting_links.Held):
             return held
         try:  # recorded before the mailbox slot, so the slot covers the Graph call alone
             self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
