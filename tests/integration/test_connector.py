@@ -87,7 +87,8 @@ def test_schemathesis_with_every_check_finds_nothing(tmp_path: Path) -> None:
     report = workdir / "events.ndjson"
     key = secrets.token_urlsafe(24)
 
-    runner = LocalRunner(port=0, data_dir=tmp_path / "runner")
+    # Its own Azurite on free ports, not the development ports 10000-10002 a developer's make run may hold.
+    runner = LocalRunner(port=0, data_dir=tmp_path / "runner", storage_ports=(0, 0, 0))
     runner.values["LOCAL_HOST_KEY"] = key  # the local host enforces function keys as Azure does
     runner.start()
     try:
