@@ -15,7 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .models import FIELD_HELP, MAX_COMMENT_LENGTH, _check_comment, check_moment, fold_field_names
+from .field_reading import check_moment, fold_field_names
+from .models import FIELD_HELP, MAX_COMMENT_LENGTH, _check_comment
 
 MAX_WINDOW_DAYS = 732
 WINDOW_HELP = {

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .models import FIELD_HELP, MOMENT_HELP, CancelRequest
+from .field_reading import MOMENT_HELP
+from .models import FIELD_HELP, CancelRequest
 from .problems import Problem
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
