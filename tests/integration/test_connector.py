@@ -10,7 +10,8 @@ from, so it runs from a temporary directory with a ``schemathesis.toml`` that pu
 Every check runs (``--checks all``), the stateful phase too. Rules Swagger 2.0 cannot state are kept
 by ``schemathesis_hooks.py`` for cases generated as valid; the one configured exception is 422 on
 the two POSTs, an answer to state rather than to a body (an Idempotency-Key reused with another
-body, as the IETF idempotency-key draft asks, or a window over the batch limit)."""
+body, which the IETF draft answers with 422: ietf-wg-httpapi/idempotency,
+draft-ietf-httpapi-idempotency-key-header.md, "Error Scenarios"; or a window over the batch limit)."""
 
 from __future__ import annotations
 
