@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # Failures a later attempt can change: Graph or the identity endpoint was unavailable or throttling,
-# or the deliveries ran out on one of those (the code stays the transient one).
+# or the deliveries ran out on one of those (the code stays the transient one), or on an unexpected
+# error (``steps.UNEXPECTED``).
 RETRYABLE_CODES = frozenset(
-    {"throttled", "graphUnavailable", "graphUnreachable", "graphNoAnswer", "identityUnavailable"}
+    {"throttled", "graphUnavailable", "graphUnreachable", "graphNoAnswer", "identityUnavailable", "internalError"}
 )
 IN_FLIGHT_RETRY_SECONDS = 5
 WRITE_TRIES = 3
