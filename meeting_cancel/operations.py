@@ -31,7 +31,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import lifecycle
+from . import lifecycle, steps
 from .callers import Caller, authorize_read
 from .errors import ConcurrentUpdate, StorageUnavailable
 from .intake import find
@@ -161,6 +161,14 @@ def retry(service: Service, request_id: str, body: dict[str, Any], *, caller: Ca
             "request's message from the poison queue back to the work queue (it carries the comment).",
         )
     message = request_of(record, comment if record.has_comment else None)
+    if record.body_hash is not None and steps.fingerprint(message) != record.body_hash:
+        raise Problem(
+            422,
+            "commentMismatch",
+            "Not the comment of the request",
+            "The comment differs from the one the request was submitted with; send that comment again, or "
+            "submit a new request for another text.",
+        )
     try:
         reopened = service.store.replace(lifecycle.retry(record, now=service.clock(), by=caller.label))
     except ConcurrentUpdate:

@@ -103,8 +103,9 @@ def lease_seconds(settings: Settings) -> float:
 
 def fingerprint(request: CancelRequest) -> str:
     """The request's fingerprint, as its record keeps it (``body_hash``): every field but the
-    tracking id, the organizer in lower case (userPrincipalNames are case-insensitive)."""
-    document = request.model_dump(mode="json", exclude={"id"})
+    tracking id and the trace context, the organizer in lower case (userPrincipalNames are
+    case-insensitive)."""
+    document = request.model_dump(mode="json", exclude={"id", "traceparent"})
     return idempotency.fingerprint({**document, "organizer": request.organizer.lower()})
 
 

@@ -171,6 +171,8 @@ def test_retry_needs_the_comment_again_because_it_is_never_stored(
     request_id = poisoned_request(app, sandbox, meeting, comment="Sorry, cancelled")
     refused = retry(app, request_id)
     assert (refused.status, refused.body["code"]) == (422, "commentRequired")
+    other = retry(app, request_id, {"comment": "Another text"})
+    assert (other.status, other.body["code"]) == (422, "commentMismatch")
     assert retry(app, request_id, {"comment": "Sorry, cancelled"}).status == 202
     app.drain()
     assert app.status(request_id).body["status"] == "cancelled"
