@@ -211,3 +211,11 @@ def test_importing_the_app_loads_no_opentelemetry_it_is_configured_on_first_invo
                 names = [node.module]
             heavy = [n for n in names if n.startswith(("opentelemetry", "azure.monitor"))]
             assert not heavy, f"{module.name} imports {heavy} at import time"
+
+
+def test_the_trace_context_is_not_part_of_a_requests_fingerprint() -> None:
+    traced = REQUEST.model_copy(update={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    assert steps.fingerprint(traced) == steps.fingerprint(REQUEST)
+    assert steps.belongs_to(
+        lifecycle.accept("r-1", REQUEST, source="queue", now=NOW, body_hash=steps.fingerprint(REQUEST)), traced
+    )
