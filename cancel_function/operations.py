@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
@@ -53,7 +53,7 @@ def retry_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 def list_cancellations(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
     caller = caller_of(req, app)
-    params = dict(req.params)
+    params = dict(parse_qsl(urlsplit(req.url).query, keep_blank_values=True))  # `to=` is a bad `to`, not none
     query = listing.parse_query(params, now=app.clock(), retention_days=app.settings.status_retention_days)
     page = listing.list_requests(app, query, caller=caller)
     body: dict[str, Any] = {"value": [intake.status_view(record) for record in page.records]}

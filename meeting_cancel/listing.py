@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import request_index as ix
 from .callers import FUNCTION_KEY_CALLER, ROLE_READ_ALL, Caller
+from .models import MAX_ORGANIZER_LENGTH
 from .problems import Problem
 from .records import Status, StatusRecord
 
@@ -86,6 +87,8 @@ def parse_query(params: Mapping[str, str], *, now: datetime, retention_days: int
             top = int(params["top"])
     after = _decode_token(params[SKIP_TOKEN], errors) if SKIP_TOKEN in params else None
     organizer = params.get("organizer") or None
+    if organizer is not None and len(organizer) > MAX_ORGANIZER_LENGTH:
+        errors.append({"field": "organizer", "message": f"at most {MAX_ORGANIZER_LENGTH} characters"})
     if errors:
         raise Problem(400, "invalidQuery", "Invalid query", "Fix the query parameters listed in errors.", errors=errors)
     return Query(start=start, end=end, top=top, organizer=organizer, status=status, after=after)

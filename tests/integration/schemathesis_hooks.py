@@ -2,7 +2,8 @@
 
 Swagger 2.0, the connector's format, cannot state the rules between fields: one of ``eventId`` and
 ``iCalUId``; ``occurrenceDate`` with ``timeZone`` and the eventId of a series; a time zone that
-exists; ``to`` after ``from`` within 732 days; days between 1900 and 2999. A request generated as
+exists; ``to`` after ``from`` within 732 days (400 for the list of requests); days between 1900
+and 2999. A request generated as
 valid ("positive") is made to keep those rules before it is sent, so ``positive_data_acceptance``
 holds the service to accepting everything else the schema allows. Negative cases are sent as
 generated: the service must refuse them.
@@ -21,9 +22,15 @@ WINDOW = ("2026-12-01T00:00:00Z", "2026-12-31T00:00:00Z")
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, **kwargs: Any) -> None:
-    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE or not isinstance(case.body, dict):
+    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
         return
     operation = case.operation.label
+    if operation == "GET /cancellations" and isinstance(case.query, dict):
+        if "from" in case.query or "to" in case.query:  # `to` after `from`, at most 400 days apart
+            case.query = {**case.query, "from": WINDOW[0], "to": WINDOW[1]}
+        return
+    if not isinstance(case.body, dict):
+        return
     if operation == "POST /cancellations":
         case.body = cancellation_rules(case.body)
     elif operation == "POST /organizers/{organizer}/cancellations":

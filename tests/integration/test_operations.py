@@ -237,6 +237,8 @@ def test_the_list_names_every_bad_parameter(app: AppUnderTest) -> None:
     answer = app.request("GET", "/api/cancellations?top=0&status=lost&from=yesterday&colour=red")
     assert answer.status == 400
     assert {e["field"] for e in answer.body["errors"]} == {"top", "status", "from", "colour"}
+    blank = app.request("GET", "/api/cancellations?to=")
+    assert (blank.status, blank.body["errors"][0]["field"]) == (400, "to")
     forged = app.request("GET", "/api/cancellations?$skiptoken=bm90LWEtdG9rZW4")
     assert (forged.status, forged.body["errors"][0]["field"]) == (400, "$skiptoken")
 
