@@ -50,6 +50,7 @@ def later(seconds: float) -> datetime:
 @pytest.mark.parametrize("status", list(Status))
 def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status: Status) -> None:
     moves = {
+        Move.CONFIRM_QUEUED: lambda r: lifecycle.confirm_queued(r, now=NOW),
         Move.RESOLVE: lambda r: lifecycle.resolve(r, EVENT, now=NOW),
         Move.CLAIM: lambda r: lifecycle.claim(r, now=NOW, lease_seconds=40),
         Move.RELEASE: lambda r: lifecycle.release(r, now=NOW, due=later(5)),
@@ -63,7 +64,7 @@ def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status
         Move.COMPLETE: lambda r: lifecycle.complete(r, now=NOW, resolution="cancelled by Graph"),
         Move.FAIL: lambda r: lifecycle.fail(r, now=NOW, failure=Failure("notOrganizer", "x")),
     }
-    if move not in moves:  # ACCEPT and REJECT create records: they leave no status
+    if move not in moves:  # ADMIT, ACCEPT and REJECT create records: they leave no status
         assert MOVES[move][0] == frozenset({None})
         return
     origins, target = MOVES[move]
