@@ -19,6 +19,7 @@ without a second Graph call, and only one of them records ``queued``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,10 +71,9 @@ def _sweep(service: Service, entry: UnqueuedEntry) -> bool:
     resend = record is not None and record.status == Status.ACCEPTED
     if record is not None and resend:
         service.queue.send(QueuedCancelRequest.model_validate_json(entry.message))
-        try:
+        # a worker claimed it, or another sweep confirmed it: the message is on the queue either way
+        with contextlib.suppress(ConcurrentUpdate):
             service.store.replace(lifecycle.confirm_queued(record, now=service.clock()))
-        except ConcurrentUpdate:
-            pass  # a worker claimed it, or another sweep confirmed it: the message is on the queue either way
         log.warning("sweep: request %s was accepted but maybe not queued; its message was sent again", record.id)
     service.store.remove_unqueued(entry)
     return resend
