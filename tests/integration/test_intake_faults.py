@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from azure.functions.timer import TimerRequest
 
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox
+from local_runner.host import TimerListener
 from meeting_cancel import service, sweep
 from meeting_cancel.records import Status, utcnow
 
@@ -220,3 +223,32 @@ def test_a_record_that_cannot_be_written_is_the_only_503_that_says_nothing_was_q
     assert refused.status == 503
     assert refused.body["code"] == "storageUnavailable"
     assert not any(method == "POST" and path.endswith("/messages") for method, path in storage.queue.calls)
+
+
+def test_the_local_hosts_timer_runs_the_sweep_on_its_schedule(
+    app: AppUnderTest, storage: Storage, meeting: str, tmp_path: Path
+) -> None:
+    """The sweep needs nobody: the local host's timer listener fires ``sweep_unqueued`` on its
+    NCRONTAB schedule (a clock running sixty times fast makes each minute a second)."""
+    storage.queue.add(Rule("POST", QUEUE_WRITE, "refuse"))
+    accepted = app.post({"organizer": ORGANIZER, "eventId": meeting})
+    assert accepted.status == 202
+    storage.queue.clear()
+    later(minutes=3)
+
+    started, origin = time.monotonic(), utcnow()
+    (timer,) = app.index.timers
+    listener = TimerListener(
+        timer, status_dir=tmp_path, clock=lambda: origin + (time.monotonic() - started) * timedelta(seconds=60)
+    ).start()
+    try:
+        deadline = time.monotonic() + 30
+        while app.visible_messages() == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        listener.stop()
+
+    assert app.visible_messages() == 1
+    app.drain()
+    assert app.status(accepted.body["id"]).body["status"] == "cancelled"
+    assert app.sandbox.successful_cancels(meeting) == 1

@@ -278,3 +278,18 @@ def test_giving_up_on_the_last_delivery_says_how_many_and_whether_the_cancel_may
     assert step.poison
     assert "5 deliveries" in step.failure.message
     assert step.resolution == steps.MAYBE_SENT
+
+
+def test_an_admitted_request_is_accepted_until_its_message_is_known_and_reads_as_queued() -> None:
+    from meeting_cancel.intake import status_view
+
+    admitted = lifecycle.admit("r-2", REQUEST, source="http", now=NOW)
+    assert admitted.status == Status.ACCEPTED
+    assert not admitted.status.final
+    assert status_view(admitted)["status"] == "queued"
+    confirmed = lifecycle.confirm_queued(admitted, now=later(1))
+    assert (confirmed.status, confirmed.updated_at) == (Status.QUEUED, later(1))
+    claimed = lifecycle.claim(admitted, now=NOW, lease_seconds=40)  # the worker claims from accepted too
+    assert claimed.status == Status.PROCESSING
+    with pytest.raises(IllegalMove):
+        lifecycle.confirm_queued(confirmed, now=NOW)
