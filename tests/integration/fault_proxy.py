@@ -8,8 +8,10 @@ body, and does one of:
 * ``lose``: forwards the call (it is stored) and drops the connection unanswered (the answer is lost).
 
 ``times`` bounds how many calls a rule catches (None: every one until ``clear``). The storage SDKs
-retry a failed call (the queue client twice, the table client twice), so a rule meant to fail one
-operation catches three calls.
+retry a refused call (the queue client twice, the table client twice), so a rule meant to fail one
+operation catches three calls; the queue client retries a lost answer too (each try lands), the
+table client does not retry a POST whose answer never came (azure-core retries those only for
+idempotent methods).
 """
 
 from __future__ import annotations

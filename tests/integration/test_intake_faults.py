@@ -22,7 +22,7 @@ from azure.functions.timer import TimerRequest
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox
 from local_runner.host import TimerListener
-from meeting_cancel import service, sweep
+from meeting_cancel import idempotency, service, sweep
 from meeting_cancel.records import Status, utcnow
 
 from .conftest import ATTENDEE, ORGANIZER
@@ -46,7 +46,7 @@ def storage(app: AppUnderTest, azurite: Azurite) -> Iterator[Storage]:
     faults = Storage(FaultProxy(azurite.queue_port), FaultProxy(azurite.table_port))
     os.environ["AzureWebJobsStorage"] = through_proxies(azurite, faults.queue, faults.table)
     service.reset()
-    service.current()  # the table and the queues exist
+    idempotency.secret_of(service.current().store)  # the table, the queues and the service secret exist
     yield faults
     faults.queue.stop()
     faults.table.stop()
@@ -106,6 +106,7 @@ def test_queue_write_and_hand_over_both_fail_503_says_retry_and_the_keyed_retry_
     assert app.status(retry.body["id"]).body["status"] == "cancelled"
     assert app.sandbox.successful_cancels() == 1
     assert len(app.sandbox.calls("cancel")) == 1
+    assert not any(method == "DELETE" for method, _ in storage.table.calls)  # nothing is ever cleaned up
 
 
 def test_a_queue_write_whose_answer_is_lost_is_answered_202_and_cancelled_once(
@@ -214,10 +215,35 @@ def test_two_sweeps_at_once_cancel_each_meeting_once(
     assert app.poison_messages() == []
 
 
+RECORD_INSERT = r"/status[0-9a-f]+$"  # POST <table>: insert an entity
+
+
+def test_a_record_insert_whose_answer_is_lost_converges_on_the_one_request(
+    app: AppUnderTest, storage: Storage, meeting: str
+) -> None:
+    """The insert is stored and its answer lost (the table client does not retry a POST whose answer
+    never came): 503 "nothing was queued" is true, no message was sent, and the keyed retry finds
+    the record and queues its message."""
+    storage.table.add(Rule("POST", RECORD_INSERT, "lose"))
+    body = {"organizer": ORGANIZER, "eventId": meeting}
+    first = app.post(body, headers={"Idempotency-Key": "hr-19"})
+    assert first.status == 503
+    assert first.body["code"] == "storageUnavailable"
+    assert app.visible_messages() == 0
+
+    storage.table.clear()
+    retry = app.post(body, headers={"Idempotency-Key": "hr-19"})
+    assert retry.status == 202
+    assert app.visible_messages() == 1
+    app.drain()
+    assert app.status(retry.body["id"]).body["status"] == "cancelled"
+    assert len(app.sandbox.calls("cancel")) == 1
+
+
 def test_a_record_that_cannot_be_written_is_the_only_503_that_says_nothing_was_queued(
     app: AppUnderTest, storage: Storage, meeting: str
 ) -> None:
-    storage.table.add(Rule("POST", r"/status[0-9a-f]+$", "refuse"))
+    storage.table.add(Rule("POST", RECORD_INSERT, "refuse"))
     refused = app.post({"organizer": ORGANIZER, "eventId": meeting})
 
     assert refused.status == 503
