@@ -117,17 +117,7 @@ def admit(
     whoever finds it next (a keyed retry, the sweep) knows its message may be missing. The worker
     claims it from ``accepted`` directly; recording ``queued`` after every send would cost a write
     on every request and change the ETag the message was sent with."""
-    return _new_request(
-        Move.ADMIT,
-        request_id,
-        request,
-        source=source,
-        now=now,
-        batch_id=batch_id,
-        body_hash=body_hash,
-        submitted_by=submitted_by,
-        authorized_by=authorized_by,
-    )
+    return _new_request(Move.ADMIT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
 
 
 def accept(
@@ -142,24 +132,13 @@ def accept(
     authorized_by: str | None = None,
 ) -> StatusRecord:
     """A request first recorded by the worker, from a message it was delivered: already queued."""
-    return _new_request(
-        Move.ACCEPT,
-        request_id,
-        request,
-        source=source,
-        now=now,
-        batch_id=batch_id,
-        body_hash=body_hash,
-        submitted_by=submitted_by,
-        authorized_by=authorized_by,
-    )
+    return _new_request(Move.ACCEPT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
 
 
 def _new_request(
     move: Move,
     request_id: str,
     request: CancelRequest,
-    *,
     source: str,
     now: datetime,
     batch_id: str | None,
