@@ -52,6 +52,9 @@ def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status
     moves = {
         Move.CONFIRM_QUEUED: lambda r: lifecycle.confirm_queued(r, now=NOW),
         Move.RESOLVE: lambda r: lifecycle.resolve(r, EVENT, now=NOW),
+        Move.LINK: lambda r: lifecycle.link(r, "r-0", now=NOW),
+        Move.FOLLOW: lambda r: lifecycle.follow(r, record(id="r-0", status=Status.CANCELLED), now=NOW),
+        Move.TAKE_OVER: lambda r: lifecycle.take_over(r, now=NOW, outcome_unknown=True),
         Move.CLAIM: lambda r: lifecycle.claim(r, now=NOW, lease_seconds=40),
         Move.RELEASE: lambda r: lifecycle.release(r, now=NOW, due=later(5)),
         Move.CONFIRM_PRESENT: lambda r: lifecycle.confirm_present(r, now=NOW),
