@@ -82,13 +82,13 @@ def submit(
     """Returns the preview or the queued batch, and whether the answer is a preview."""
     organizer, window = _read(organizer, body, content_type)
     service.settings.organizers.require(organizer)
-    batch_id = idempotency.request_id_for(idempotency_key, caller)
+    batch_id = idempotency.request_id_for(idempotency_key, caller, service.store)
     request_hash = fingerprint(organizer, window)
     if not window.preview:
         existing = service.store.get_batch(batch_id)
         if existing is not None:
             # A replay, answered from storage before Graph is asked anything: the id is the caller's
-            # own (their label and key), so this is a status read by the batch's submitter.
+            # own (their scope and key), so this is a status read by the batch's submitter.
             idempotency.check_replay(existing.request_hash, request_hash)
             return batch_view(service, batch_id, caller=caller), False
     decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
@@ -194,7 +194,7 @@ def _queue_children(
         message = QueuedCancelRequest(
             id=child_id, organizer=batch.organizer, eventId=meeting.eventId, comment=window.comment
         )
-        record = lifecycle.accept(
+        record = lifecycle.admit(
             child_id,
             message,
             source="batch",
@@ -224,18 +224,18 @@ def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, 
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")
     authorize_read(caller, batch.submitted_by)
     children = service.store.by_batch(batch_id)
-    counts = Counter(str(child.status) for child in children)
+    counts = Counter(child.status.public for child in children)
     view = BatchStatus(
         id=batch_id,
         organizer=batch.organizer,
         total=batch.count,
-        counts={status.value: counts.get(status.value, 0) for status in Status},
+        counts={status.public: counts.get(status.public, 0) for status in Status},
         done=all(child.status.final for child in children) and len(children) == batch.count,
         requests=[
             BatchRequestView(
                 id=c.id,
                 eventId=c.event_id,
-                status=str(c.status),
+                status=c.status.public,
                 error=c.error_code if c.error_code and c.status == Status.FAILED else None,
             )
             for c in sorted(children, key=lambda c: c.created_at)

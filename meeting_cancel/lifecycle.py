@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 
 class Move(StrEnum):
-    ACCEPT = "accept"  # a new request is recorded, before Graph or the queue hears of it
+    ADMIT = "admit"  # an HTTP or batch request is recorded before its message is sent
+    ACCEPT = "accept"  # a delivered message nobody recorded yet is recorded: it is on the queue
+    CONFIRM_QUEUED = "confirm queued"  # an admitted request's message was re-sent and is on the queue
     REJECT = "reject"  # an invalid queue message claimed an id nobody had: recorded as failed
     RESOLVE = "resolve"  # the Graph id of a meeting named by iCalUId or occurrence was found
     LINK = "link"  # another request holds this meeting's cancellation: this one follows it
@@ -44,7 +46,9 @@ SAME: None = None  # a move that keeps the status
 
 # move -> (the statuses it may leave, the status it enters)
 MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
+    Move.ADMIT: (frozenset({None}), Status.ACCEPTED),
     Move.ACCEPT: (frozenset({None}), Status.QUEUED),
+    Move.CONFIRM_QUEUED: (frozenset({Status.ACCEPTED}), Status.QUEUED),
     Move.REJECT: (frozenset({None}), Status.FAILED),
     Move.RESOLVE: (PENDING, SAME),
     Move.LINK: (PENDING, SAME),
@@ -104,6 +108,24 @@ def _create(move: Move, request_id: str, now: datetime, **values: Any) -> Status
     return StatusRecord(id=request_id, status=target, created_at=now, updated_at=now, **values)
 
 
+def admit(
+    request_id: str,
+    request: CancelRequest,
+    *,
+    source: str,
+    now: datetime,
+    batch_id: str | None = None,
+    body_hash: str | None = None,
+    submitted_by: str | None = None,
+    authorized_by: str | None = None,
+) -> StatusRecord:
+    """A new request whose message is still to be sent: ``accepted``, never ``queued``, so that
+    whoever finds it next (a keyed retry, the sweep) knows its message may be missing. The worker
+    claims it from ``accepted`` directly; recording ``queued`` after every send would cost a write
+    on every request and change the ETag the message was sent with."""
+    return _new_request(Move.ADMIT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+
+
 def accept(
     request_id: str,
     request: CancelRequest,
@@ -115,9 +137,24 @@ def accept(
     submitted_by: str | None = None,
     authorized_by: str | None = None,
 ) -> StatusRecord:
-    """A new request; meetings named by iCalUId or occurrence get their Graph id when resolved."""
+    """A request first recorded by the worker, from a message it was delivered: already queued."""
+    return _new_request(Move.ACCEPT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+
+
+def _new_request(
+    move: Move,
+    request_id: str,
+    request: CancelRequest,
+    source: str,
+    now: datetime,
+    batch_id: str | None,
+    body_hash: str | None,
+    submitted_by: str | None,
+    authorized_by: str | None,
+) -> StatusRecord:
+    """Meetings named by iCalUId or occurrence get their Graph id when resolved."""
     return _create(
-        Move.ACCEPT,
+        move,
         request_id,
         now,
         organizer=request.organizer,
@@ -135,6 +172,11 @@ def accept(
 def reject(request_id: str, failure: Failure, *, source: str, now: datetime) -> StatusRecord:
     """A message that could not be read claimed this id: the caller can look up why."""
     return _create(Move.REJECT, request_id, now, organizer="", event_id="", source=source, **failure.fields())
+
+
+def confirm_queued(record: StatusRecord, *, now: datetime) -> StatusRecord:
+    """An accepted request's message was sent again (a keyed retry or the sweep) and is on the queue."""
+    return _enter(Move.CONFIRM_QUEUED, record, now)
 
 
 def resolve(record: StatusRecord, event_id: str, *, now: datetime) -> StatusRecord:
