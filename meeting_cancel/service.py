@@ -21,6 +21,7 @@ from .retry_policy import RetryPolicy
 
 if TYPE_CHECKING:
     from .graph import GraphClient
+    from .recipient_budget import RecipientBudget
     from .record_store import RecordStore
     from .work_queue import WorkQueue
 
@@ -34,6 +35,7 @@ class Service:
     queue: WorkQueue
     graph: GraphClient
     limiter: AdaptiveLimiter
+    budget: RecipientBudget
     clock: Callable[[], datetime] = utcnow
     random: Random = field(default_factory=Random)
 
@@ -44,7 +46,9 @@ class Service:
     @classmethod
     def build(cls, settings: Settings) -> Service:
         from .graph import GraphClient
+        from .recipient_budget import RecipientBudget
         from .status_store import StatusStore
+        from .storage import table_client
         from .work_queue import WorkQueue
 
         return cls(
@@ -53,11 +57,15 @@ class Service:
             queue=WorkQueue(settings),
             graph=GraphClient(settings),
             limiter=AdaptiveLimiter(maximum=settings.graph_max_concurrency),
+            budget=RecipientBudget(
+                table_client(settings.storage, settings.budget_table_name), limit=settings.mailbox_recipients_per_day
+            ),
         )
 
     def ensure_storage(self) -> None:
         self.store.ensure_exists()
         self.queue.ensure_exists()
+        self.budget.ensure_exists()
 
 
 _lock = threading.Lock()

@@ -220,5 +220,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.headers.get("client-request-id"):
             self.send_header("client-request-id", self.headers["client-request-id"])
+        if not (headers or {}).get("request-id"):
+            self.send_header("request-id", str(uuid.uuid4()))  # Graph answers every call with one
         self.end_headers()
         self.wfile.write(data)
