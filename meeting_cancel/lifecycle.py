@@ -127,6 +127,7 @@ def accept(
         body_hash=body_hash,
         submitted_by=submitted_by,
         authorized_by=authorized_by,
+        recipients=getattr(request, "recipients", None),  # a queue message may say how many get the notice
     )
 
 
