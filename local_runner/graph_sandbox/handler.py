@@ -173,7 +173,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault and fault.action == "status":
             record["status"] = fault.status
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            self._error(fault.status, fault.code, f"Injected fault {fault.status}.", headers)
+            self._error(fault.status, fault.code, fault.message or f"Injected fault {fault.status}.", headers)
             return False
         if not faults.admit(self.sandbox.state, mailbox):
             record["status"] = 429

@@ -33,6 +33,7 @@ class Fault:
     operation: str = "cancel"
     status: int = 500
     code: str = "InternalServerError"
+    message: str | None = None  # Graph's message; "Injected fault <status>." when not given
     retry_after: float | None = None
     delay: float = 0.0
     mailbox: str | None = None
