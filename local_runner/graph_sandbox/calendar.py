@@ -83,10 +83,14 @@ def present(event: dict[str, Any], *, immutable: bool, select: str | None, omit_
     return shown
 
 
-def occurrence_key(master_id: str, occurrence: dict[str, Any]) -> str:
-    """A ``cancelledOccurrences`` entry: ``OID.{master id}.{original date}``."""
-    original = occurrence.get("originalStart") or occurrence["start"]["dateTime"]
-    return f"OID.{master_id}.{original[:10]}"
+def occurrence_key(master_id: str, occurrence: dict[str, Any], mailbox: Mailbox) -> str:
+    """A ``cancelledOccurrences`` entry: ``OID.{master id}.{original date in the mailbox's zone}``."""
+    original = occurrence.get("originalStart")
+    if original:
+        day = parse_time(original).astimezone(ZoneInfo(mailbox.time_zone)).date().isoformat()
+    else:
+        day = occurrence["start"]["dateTime"][:10]
+    return f"OID.{master_id}.{day}"
 
 
 def deleted_id(event_id: str) -> str:

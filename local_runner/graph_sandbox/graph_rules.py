@@ -188,7 +188,7 @@ def cancel(sandbox: GraphSandbox, mailbox: Mailbox, event: dict[str, Any], comme
     if event["type"] in ("occurrence", "exception"):
         master = live.get(event.get("seriesMasterId", ""))
         if master is not None:
-            master.setdefault("cancelledOccurrences", []).append(calendar.occurrence_key(master["id"], event))
+            master.setdefault("cancelledOccurrences", []).append(calendar.occurrence_key(master["id"], event, mailbox))
     else:
         if event["type"] == "seriesMaster":
             for occurrence in [e for e in live.values() if e.get("seriesMasterId") == event["id"]]:
