@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -142,6 +142,7 @@ class _Attempt:
         self.calls_written = 0
         self.facts: EventFacts | None = None
         self.reservation: Reservation | None = None
+        self.claimed_unknown: bool | None = None  # the record's doubt before this delivery's claim
         self.context = {
             "request_id": record.id,
             "message_id": delivery.message_id,
@@ -216,7 +217,9 @@ class _Attempt:
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
         try:  # recorded before the mailbox slot, so the slot covers the Graph calls alone
+            unknown_before = self.record.outcome_unknown
             self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
+            self.claimed_unknown = unknown_before
         except ConcurrentUpdate:
             self._send_copy(steps.BUSY_RETRY_SECONDS)
             log.info("message put back: the request changed while being claimed", extra=self.context)
@@ -272,8 +275,13 @@ class _Attempt:
             self.reservation = None
         if isinstance(error, IdentityUnavailable):
             log.error("managed identity endpoint failed; will retry: %s", error, extra=self.context)
+        record = self.record
+        if self.claimed_unknown is not None and not self.cancel_sent:
+            # the claim said "maybe sent", but this delivery failed before its cancel: only earlier
+            # deliveries can have sent one
+            record = replace(record, outcome_unknown=self.claimed_unknown)
         decision = steps.after_error(
-            self.record,
+            record,
             error,
             now=self.service.clock(),
             cancel_sent=self.cancel_sent,
