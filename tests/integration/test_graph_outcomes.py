@@ -141,6 +141,23 @@ def test_transient_failures_end_failed_and_in_poison_after_max_dequeue_count(
     assert result["status"] == "failed"
     assert result["error"]["code"] == "graphUnavailable"
     assert "5 deliveries" in result["error"]["message"]
-    assert "may have been sent" in result["resolution"]
+    # the read before the cancel failed on every delivery, so no cancel can have been sent
+    assert "resolution" not in result
+    assert sandbox.calls("cancel") == []
     assert len(app.poison_messages()) == 1
     assert sandbox.successful_cancels() == 0
+
+
+def test_a_cancel_with_an_unknown_outcome_that_keeps_failing_may_have_been_sent(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=1))
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=100, operation="get"))
+    # the attendee count in the message: the cancel is the first call, and every verification fails
+    app.put_message({"id": "keeps-failing", "organizer": ORGANIZER, "eventId": meeting, "recipients": 2})
+    app.drain()
+    result = app.status("keeps-failing").body
+
+    assert result["error"]["code"] == "graphUnavailable"
+    assert "may have been sent" in result["resolution"]
+    assert len(sandbox.calls("cancel")) == 1
