@@ -73,7 +73,8 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_response(tmp_pa
     report = workdir / "events.ndjson"
     key = secrets.token_urlsafe(24)
 
-    runner = LocalRunner(port=0, data_dir=tmp_path / "runner")
+    # Its own Azurite on free ports, not the development ports 10000-10002 a developer's make run may hold.
+    runner = LocalRunner(port=0, data_dir=tmp_path / "runner", storage_ports=(0, 0, 0))
     runner.values["LOCAL_HOST_KEY"] = key  # the local host enforces function keys as Azure does
     runner.start()
     try:
