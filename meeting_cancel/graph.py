@@ -169,7 +169,12 @@ class GraphClient:
     ) -> list[dict[str, Any]]:
         """A series' occurrences and exceptions overlapping [start, end], every page, in UTC."""
         url = self._url("users", organizer, "events", series_id, "instances")
-        params = {"startDateTime": _utc(start), "endDateTime": _utc(end), "$select": INSTANCE_FIELDS}
+        params = {
+            "startDateTime": _utc(start),
+            "endDateTime": _utc(end),
+            "$top": str(PAGE_SIZE),
+            "$select": INSTANCE_FIELDS,
+        }
         return list(self._pages(url, params, request_id=request_id, operation=operation))
 
     def series(self, organizer: str, master_id: str, *, request_id: str) -> dict[str, Any]:
