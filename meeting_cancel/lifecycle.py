@@ -153,6 +153,15 @@ def claim(record: StatusRecord, *, now: datetime, lease_seconds: float) -> Statu
     )
 
 
+def unclaimed(record: StatusRecord, *, outcome_unknown: bool) -> StatusRecord:
+    """Undoes what a claim counted when the delivery failed before its cancel was sent (the read
+    before it, the recipient budget): the attempt is not counted and the doubt is what earlier
+    deliveries left. Not a move: the next move of the delivery carries it."""
+    return replace(
+        record, attempts=max(0, record.attempts - 1), outcome_unknown=outcome_unknown, in_flight_until=None
+    )
+
+
 def noted(
     record: StatusRecord, calls: list[GraphCall], facts: EventFacts | None = None, *, keep: int = 12
 ) -> StatusRecord:

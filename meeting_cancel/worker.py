@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -264,8 +264,7 @@ class _Attempt:
         now = self.service.clock
 
         def move(record: StatusRecord) -> StatusRecord:
-            released = lifecycle.release(record, now=now(), due=now())
-            return lifecycle.fail(released, now=now(), failure=failure)
+            return lifecycle.fail(lifecycle.unclaimed(record, outcome_unknown=False), now=now(), failure=failure)
 
         return self._finish(move)
 
@@ -275,13 +274,12 @@ class _Attempt:
             self.reservation = None
         if isinstance(error, IdentityUnavailable):
             log.error("managed identity endpoint failed; will retry: %s", error, extra=self.context)
-        record = self.record
         if self.claimed_unknown is not None and not self.cancel_sent:
             # the claim said "maybe sent", but this delivery failed before its cancel: only earlier
             # deliveries can have sent one
-            record = replace(record, outcome_unknown=self.claimed_unknown)
+            self.record = lifecycle.unclaimed(self.record, outcome_unknown=self.claimed_unknown)
         decision = steps.after_error(
-            record,
+            self.record,
             error,
             now=self.service.clock(),
             cancel_sent=self.cancel_sent,
