@@ -294,3 +294,14 @@ def test_status_records_each_graph_call_with_both_ids(app: AppUnderTest, sandbox
         assert call["client-request-id"] in sent
         assert call["request-id"]
     assert json.dumps(status).count(status["id"]) == 1  # the tracking id is never sent as a Graph id
+
+
+def test_an_occurrence_by_its_original_date_from_a_queue_message(app: AppUnderTest, sandbox: GraphSandbox) -> None:
+    berlin_organizer(sandbox)
+    master, ids = all_day_series(sandbox, ["2026-12-03", "2026-12-04"])
+    app.put_message({"id": "rota-4", **occurrence(master, "2026-12-04", zone="W. Europe Standard Time")})
+    app.drain()
+
+    status = app.status("rota-4").body
+    assert (status["status"], status["eventId"]) == ("cancelled", ids[1])
+    assert status["target"].endswith("@2026-12-04[Europe/Berlin]")
