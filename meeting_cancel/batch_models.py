@@ -89,8 +89,8 @@ class BatchPreview(BaseModel):
     count: int = Field(description="How many meetings the preview found")
     meetings: list[MeetingView] = Field(description="The meetings the preview found")
     recipients: int = Field(description="How many notices in all: the attendees of every meeting, rooms included")
-    estimatedCompletion: datetime = Field(
-        description="When the last notice is expected to go out, within the mailbox's recipient limit"
+    estimatedCompletion: datetime | None = Field(
+        None, description="When the last notice is expected to go out, within the mailbox's recipient limit"
     )
 
 

@@ -65,13 +65,13 @@ def find_meetings(service: Service, organizer: str, window: WindowRequest, reque
 
 def estimated_completion(
     service: Service, organizer: str, recipients: Iterable[int], now: datetime, usage: Mapping[datetime, int]
-) -> datetime:
+) -> datetime | None:
     """When the last of these notices is expected to go out: within the mailbox's recipient limit
-    (what it already sent in the last 24 hours counted), at Graph's request pace."""
+    (what it already sent in the last 24 hours counted), at Graph's request pace. None: no notice."""
     limit = service.settings.mailbox_recipients_per_day
     counts = [min(count, limit) for count in recipients if count]
     times = plan(usage, counts, limit, now, seconds_per_send=SECONDS_PER_SEND)
-    return times[-1] if times else now
+    return times[-1].replace(microsecond=0) if times else None
 
 
 def _view(event: dict[str, Any], event_id: str, start: str, kind: str) -> MeetingView:
