@@ -75,11 +75,6 @@ class Settings:
         return f"{self.queue_name}-poison"
 
     @property
-    def budget_table_name(self) -> str:
-        """The recipient budget's own table, beside the status table (its rows never mix with records)."""
-        return self.table_name[:57] + "budget"
-
-    @property
     def graph_scope(self) -> str:
         parts = urlsplit(self.graph_base_url)
         return f"{parts.scheme}://{parts.netloc}/.default"

@@ -151,6 +151,7 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         eventId=record.event_id or None,
         target=record.target if record.target != record.event_id else None,
         batchId=record.batch_id,
+        follows=record.follows,
         createdAt=record.created_at,
         updatedAt=record.updated_at,
         attempts=record.attempts,

@@ -274,6 +274,10 @@ class CancellationStatus(BaseModel):
     )
     target: str | None = Field(None, description="What the request named when it was not a plain event id")
     batchId: str | None = Field(None, description="The batch this request belongs to, if any")
+    follows: str | None = Field(
+        None,
+        description="Another request for the same meeting that holds its cancellation; this one ends with its outcome",
+    )
     createdAt: datetime = Field(description="When the request was accepted")
     updatedAt: datetime = Field(description="When the status last changed")
     attempts: int = Field(description="How many cancel calls were sent to Graph")

@@ -15,7 +15,6 @@ instance, by single requests and by batches.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import time
@@ -94,10 +93,6 @@ class RecipientBudget:
     limit: int = DEFAULT_RECIPIENTS_PER_DAY
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     pause: Callable[[int], None] = field(default=lambda attempt: time.sleep(random.uniform(0, 0.005 * attempt)))
-
-    def ensure_exists(self) -> None:
-        with _translated("create recipient budget table"), contextlib.suppress(ResourceExistsError):
-            self.table.create_table()
 
     def reserve(self, mailbox: str, recipients: int) -> Reservation | datetime:
         """Counts the notice now if it fits; otherwise the moment it will fit (nothing counted)."""

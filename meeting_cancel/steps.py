@@ -30,6 +30,13 @@ GONE_AFTER_UNKNOWN = "verified gone: after an earlier attempt with an unknown ou
 GONE_AFTER_ATTEMPT = "verified gone: the event was no longer there after an earlier attempt"
 CANCELLED_BY_GRAPH = "cancelled by Graph (202 Accepted; Graph sends the notices)"
 MAYBE_SENT = "the last attempt's outcome is unknown: the cancel may have been sent"
+FOLLOW_POLL_SECONDS = 2.0
+FOLLOW_MAX_WAIT_SECONDS = 60.0
+# Graph's answers that settle a meeting for every request naming it (``graph.PERMANENT_CODES``): a
+# request that follows an owner which failed so shares the failure. Any other failure may pass
+# (throttling, outages, access policies still propagating, the allow-list changed), so a later
+# request takes the meeting over instead of being held back by it for good.
+SETTLED_FAILURES = frozenset({"eventNotFound", "notOrganizer", "invalidEventId"})
 
 
 # ----- the next step for a delivery
@@ -58,6 +65,13 @@ class ComeBackLater:
 @dataclass(frozen=True)
 class Refuse:
     failure: Failure
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Another request holds this meeting's cancellation: see how it is doing (``after_owner``)."""
+
+    owner_id: str
 
 
 @dataclass(frozen=True)
@@ -90,12 +104,15 @@ class Cancel:
     lease_seconds: float
 
 
-Step = Conflict | Duplicate | ComeBackLater | Refuse | Resolve | Verify | Cancel
+Step = Conflict | Duplicate | ComeBackLater | Refuse | Follow | Resolve | Verify | Cancel
+
+
+CALLS_UNDER_CLAIM = 2  # the read before the cancel, and the cancel
 
 
 def lease_seconds(settings: Settings) -> float:
-    """How long other deliveries keep off: the wait for a mailbox slot, the call, a margin."""
-    return SLOT_MAX_WAIT_SECONDS + settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
+    """How long other deliveries keep off: the wait for a mailbox slot, the calls, a margin."""
+    return SLOT_MAX_WAIT_SECONDS + CALLS_UNDER_CLAIM * settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
 def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
@@ -121,11 +138,62 @@ def next_step(record: StatusRecord, request: CancelRequest, now: datetime, setti
         return Duplicate("early copy of a request waiting for its retry; completing it")
     if not settings.organizers.allows(record.organizer):
         return Refuse(Failure("organizerNotAllowed", settings.organizers.refusal(record.organizer)))
+    if record.follows:
+        return Follow(record.follows)
     if not record.event_id:
         return Resolve()
     if record.outcome_unknown or record.in_flight_until:
         return Verify(record.event_id, record.event_kind, record.series_master_id, record.occurrence_start)
     return Cancel(record.event_id, lease_seconds(settings))
+
+
+# ----- when another request holds the meeting (``meeting_links``)
+@dataclass(frozen=True)
+class Share:
+    """The owner's outcome settles the meeting: end with it, no Graph call of our own."""
+
+    owner: StatusRecord
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The owner is still working on the meeting: link to it and look again in ``delay`` seconds."""
+
+    owner: StatusRecord
+    delay: float
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    """The owner failed for a reason that may pass, or vanished: hold the meeting ourselves.
+    ``doubt``: the owner may have cancelled it, so read the event before any cancel."""
+
+    doubt: bool
+
+
+OwnerStep = Share | Wait | TakeOver
+
+
+def after_owner(owner: StatusRecord | None, now: datetime) -> OwnerStep:
+    """What a request does about the request that holds its meeting."""
+    if owner is None:  # removed (retention, or intake undoing a request): its outcome is unknown
+        return TakeOver(doubt=True)
+    if not owner.status.final:
+        return Wait(owner, follow_delay(owner, now))
+    if owner.status == Status.CANCELLED or owner.error_code in SETTLED_FAILURES:
+        return Share(owner)
+    maybe_sent = owner.resolution == MAYBE_SENT or (owner.status != Status.FAILED and owner.attempts > 0)
+    return TakeOver(doubt=maybe_sent)
+
+
+def follow_delay(owner: StatusRecord, now: datetime) -> float:
+    """When a follower looks again: just after the owner's next attempt when it is backing off,
+    and less often the longer the owner has not moved (2 s to 60 s), so a follower of a stalled
+    owner costs a read a minute, not one every 2 s."""
+    due = owner.next_attempt_at if owner.status == Status.RETRYING else None
+    until_due = (due - now).total_seconds() + 1.0 if due and due > now else 0.0
+    idle = (now - owner.updated_at).total_seconds() / 2
+    return min(max(until_due, idle, FOLLOW_POLL_SECONDS), FOLLOW_MAX_WAIT_SECONDS)
 
 
 def resolved(request: CancelRequest, found: list[str]) -> str | Failure:

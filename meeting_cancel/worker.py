@@ -7,6 +7,11 @@ ETags. This module only carries the steps out: it reads and writes the record, c
 takes the mailbox slot and talks to the queue.
 
 * A request is claimed (recorded with an unknown outcome and a lease) before Graph is called.
+* One Graph cancel per meeting, not only per request: before the cancel the request takes the
+  meeting's row (``meeting_links``); a request that finds another holding it follows that one
+  (``steps.after_owner``) and ends with its outcome, or takes the meeting over when the owner
+  failed for a reason that may pass.
+* The cancel runs inside one of the mailbox's slots shared by every instance (``concurrency``).
 * After an unknown outcome (timeout, reset, 5xx) the event is read before any new call: gone
   means our earlier call cancelled it.
 * Throttling puts a delayed copy on the queue and completes the message, so a good request never
@@ -27,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, occurrences, sending, steps, verification
+from . import lifecycle, meeting_links, occurrences, sending, steps, verification
 from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, GraphThrottled, IdentityUnavailable
 from .graph_journal import GraphCall, journal
 from .lifecycle import Failure
@@ -179,6 +184,13 @@ class _Attempt:
                 return Outcome.REQUEUED
             case steps.Refuse(failure):
                 return self._finish(lambda r: lifecycle.fail(r, now=self.service.clock(), failure=failure))
+            case steps.Follow(owner_id):
+                owner = self.service.store.get(owner_id)
+                decision = steps.after_owner(owner, self.service.clock())
+                if isinstance(decision, steps.TakeOver):
+                    held = self._hold_meeting(self.record.event_id)
+                    return None if isinstance(held, meeting_links.Held) else held
+                return self._defer_to(decision)
             case steps.Resolve():
                 return self._resolve()
             case steps.Verify() as verify:
@@ -211,11 +223,51 @@ class _Attempt:
                 return None
         raise AssertionError("unreachable")
 
-    def _cancel(self, event_id: str, lease_seconds: float) -> Outcome:
-        """Claims, then under one mailbox slot: reads the event (unless the message says how many
-        get the notice), counts the notice against the mailbox's recipient budget, and cancels."""
+    def _hold_meeting(self, event_id: str) -> Outcome | meeting_links.Held | None:
+        """Holds the meeting's row (Held: go on to Graph), follows its owner (an Outcome), or
+        records a take-over and decides again (None)."""
+        match meeting_links.hold(self.service, self.record, event_id):
+            case meeting_links.Held(took_over, doubt) as held:
+                if took_over:
+                    log.warning("took the meeting over from its previous owner", extra=self.context)
+                if not (self.record.follows or doubt):
+                    return held
+                self._save(lifecycle.take_over(self.record, now=self.service.clock(), outcome_unknown=doubt))
+                return None
+            case None:
+                self._send_copy(steps.BUSY_RETRY_SECONDS)
+                log.info("message put back: the meeting's row kept changing", extra=self.context)
+                return Outcome.REQUEUED
+            case decision:
+                return self._defer_to(decision)
+
+    def _defer_to(self, decision: steps.Share | steps.Wait) -> Outcome:
+        """Ends with the owner's outcome, or links to the owner and looks again later."""
+        match decision:
+            case steps.Share(owner):
+                return self._finish(lambda r: lifecycle.follow(r, owner, now=self.service.clock()))
+            case steps.Wait(owner, delay):
+                if self.record.follows != owner.id:
+                    self._save(lifecycle.link(self.record, owner.id, now=self.service.clock()))
+                self._send_copy(delay)
+                log.info(
+                    "request %s holds this meeting; following it, next look in %.1f s",
+                    owner.id,
+                    delay,
+                    extra=self.context,
+                )
+                return Outcome.REQUEUED
+        raise AssertionError(f"unknown decision {decision!r}")
+
+    def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
+        """Holds the meeting, claims, then under one mailbox slot: reads the event (unless the message
+        or an earlier delivery gave the attendee count), counts the notice against the mailbox's
+        recipient budget, and cancels."""
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
+        held = self._hold_meeting(event_id)
+        if not isinstance(held, meeting_links.Held):
+            return held
         try:  # recorded before the mailbox slot, so the slot covers the Graph calls alone
             unknown_before = self.record.outcome_unknown
             self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))

@@ -51,6 +51,9 @@ def later(seconds: float) -> datetime:
 def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status: Status) -> None:
     moves = {
         Move.RESOLVE: lambda r: lifecycle.resolve(r, EVENT, now=NOW),
+        Move.LINK: lambda r: lifecycle.link(r, "r-0", now=NOW),
+        Move.FOLLOW: lambda r: lifecycle.follow(r, record(id="r-0", status=Status.CANCELLED), now=NOW),
+        Move.TAKE_OVER: lambda r: lifecycle.take_over(r, now=NOW, outcome_unknown=True),
         Move.CLAIM: lambda r: lifecycle.claim(r, now=NOW, lease_seconds=40),
         Move.RELEASE: lambda r: lifecycle.release(r, now=NOW, due=later(5)),
         Move.CONFIRM_PRESENT: lambda r: lifecycle.confirm_present(r, now=NOW),
@@ -173,9 +176,9 @@ def test_an_organizer_outside_the_policy_is_refused_with_the_settings_sentence()
     assert "ALLOWED_ORGANIZERS" in step.failure.message
 
 
-def test_the_lease_covers_the_slot_wait_the_call_and_a_margin() -> None:
+def test_the_lease_covers_the_slot_wait_the_read_the_call_and_a_margin() -> None:
     step = steps.next_step(record(), REQUEST, NOW, SETTINGS)
-    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 30.0 + steps.LEASE_MARGIN_SECONDS)
+    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 2 * 30.0 + steps.LEASE_MARGIN_SECONDS)
 
 
 @pytest.mark.parametrize(
