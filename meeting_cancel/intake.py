@@ -22,6 +22,7 @@ write failed.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .models import (
     CancellationError,
     CancellationStatus,
     CancelRequest,
+    GraphCallView,
     GraphErrorDetail,
     QueuedCancelRequest,
 )
@@ -152,6 +154,7 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
                 status=record.graph_status,
                 code=record.graph_code,
                 request_id=record.graph_request_id,
+                client_request_id=record.graph_client_request_id,
                 date=record.graph_date,
             )
         error = CancellationError(code=record.error_code, message=record.error_message or "", graph=graph)
@@ -171,6 +174,10 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         resolution=record.resolution if record.status.final else None,
         error=error if record.status == Status.FAILED else None,
         lastError=error if record.status == Status.RETRYING else None,
+        recipients=record.recipients,
+        graphCalls=[GraphCallView.model_validate(call) for call in json.loads(record.graph_calls)]
+        if record.graph_calls
+        else None,
     )
     return view.model_dump(mode="json", by_alias=True, exclude_none=True)
 

@@ -11,6 +11,7 @@ The clock is passed in (``now``): nothing here reads the time or does I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,7 +21,9 @@ from .errors import GraphAnswer, GraphError, IllegalMove
 from .records import PENDING, Status, StatusRecord
 
 if TYPE_CHECKING:
+    from .graph import GraphCall
     from .models import CancelRequest
+    from .occurrences import EventFacts
 
 
 class Move(StrEnum):
@@ -84,6 +87,7 @@ class Failure:
                 graph_code=self.graph.code,
                 graph_request_id=self.graph.request_id,
                 graph_date=self.graph.date,
+                graph_client_request_id=self.graph.client_request_id,
             )
         return values
 
@@ -166,6 +170,7 @@ def _new_request(
         body_hash=body_hash,
         submitted_by=submitted_by,
         authorized_by=authorized_by,
+        recipients=getattr(request, "recipients", None),  # a queue message may say how many get the notice
     )
 
 
@@ -216,8 +221,48 @@ def claim(record: StatusRecord, *, now: datetime, lease_seconds: float) -> Statu
     )
 
 
-def release(record: StatusRecord, *, now: datetime, due: datetime) -> StatusRecord:
-    """Undoes a claim whose Graph call was never sent; a delayed copy comes back at ``due``."""
+def unclaimed(record: StatusRecord, *, outcome_unknown: bool) -> StatusRecord:
+    """Undoes what a claim counted when the delivery failed before its cancel was sent (the read
+    before it, the recipient budget): the attempt is not counted and the doubt is what earlier
+    deliveries left. Not a move: the next move of the delivery carries it."""
+    return replace(
+        record, attempts=max(0, record.attempts - 1), outcome_unknown=outcome_unknown, in_flight_until=None
+    )
+
+
+def noted(
+    record: StatusRecord, calls: list[GraphCall], facts: EventFacts | None = None, *, keep: int = 12
+) -> StatusRecord:
+    """What the worker learnt on the way, written with the next move: the request's Graph calls
+    (the last ``keep``, both sides' ids) and what the read before the cancel found (recipients and
+    the shape a verification needs). Not a move: it changes no status, like the ETag."""
+    changes: dict[str, Any] = {}
+    if calls:
+        earlier = json.loads(record.graph_calls) if record.graph_calls else []
+        added = [
+            {
+                "operation": call.operation,
+                "status": call.status,
+                "client-request-id": call.client_request_id,
+                "request-id": call.request_id,
+                "at": call.at.isoformat(),
+            }
+            for call in calls
+        ]
+        changes["graph_calls"] = json.dumps((earlier + added)[-keep:])
+    if facts is not None:
+        changes.update(
+            recipients=facts.attendees,
+            event_kind=facts.kind,
+            series_master_id=facts.series_master_id,
+            occurrence_start=facts.start if facts.is_occurrence else None,
+        )
+    return replace(record, **changes) if changes else record
+
+
+def release(record: StatusRecord, *, now: datetime, due: datetime, reason: Failure | None = None) -> StatusRecord:
+    """Undoes a claim whose Graph call was never sent; a delayed copy comes back at ``due``.
+    ``reason`` says why it waits (the recipient budget), shown as the request's ``lastError``."""
     return _enter(
         Move.RELEASE,
         record,
@@ -227,6 +272,7 @@ def release(record: StatusRecord, *, now: datetime, due: datetime) -> StatusReco
         in_flight_until=None,
         next_attempt_at=due,
         delayed_copy_due=due,
+        **(reason.fields() if reason else {}),
     )
 
 

@@ -77,6 +77,13 @@ class StatusRecord:
     graph_code: str | None = None
     graph_request_id: str | None = None
     graph_date: str | None = None
+    graph_client_request_id: str | None = None
+    # what the read before the cancel found: who gets the notice and the shape a verification needs
+    recipients: int | None = None
+    event_kind: str | None = None
+    series_master_id: str | None = None
+    occurrence_start: str | None = None
+    graph_calls: str | None = None  # JSON: the request's last Graph calls, with both sides' ids
     etag: str | None = field(default=None, compare=False)
 
     def to_entity(self) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_503_with_retry_after_is_throttling_and_verifies_before_calling_again(
     app.drain(wait_for_delayed=8)
 
     assert app.status(response.body["id"]).body["status"] == "cancelled"
-    assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get", "cancel"]
+    assert [c["operation"] for c in sandbox.calls()] == ["get", "cancel", "get", "cancel"]
     assert app.poison_messages() == []
 
 
@@ -173,7 +173,7 @@ def test_outcome_is_recorded_before_the_message_is_completed(
         app.drain(wait_for_delayed=30)
         assert app.status(response.body["id"]).body["status"] == "cancelled"
         assert sandbox.successful_cancels() == 1
-        assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get"]
+        assert [c["operation"] for c in sandbox.calls()] == ["get", "cancel", "get"]
     finally:
         proxy.close()
 

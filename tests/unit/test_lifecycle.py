@@ -177,9 +177,9 @@ def test_an_organizer_outside_the_policy_is_refused_with_the_settings_sentence()
     assert "ALLOWED_ORGANIZERS" in step.failure.message
 
 
-def test_the_lease_covers_the_slot_wait_the_call_and_a_margin() -> None:
+def test_the_lease_covers_the_slot_wait_the_read_the_call_and_a_margin() -> None:
     step = steps.next_step(record(), REQUEST, NOW, SETTINGS)
-    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 30.0 + steps.LEASE_MARGIN_SECONDS)
+    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 2 * 30.0 + steps.LEASE_MARGIN_SECONDS)
 
 
 @pytest.mark.parametrize(
