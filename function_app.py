@@ -11,11 +11,13 @@ from cancel_function.operations import bp as operations_blueprint
 from meeting_cancel.config import Settings
 from queue_trigger import bp as queue_blueprint
 from retention_function import bp as retention_blueprint
+from sweep_timer import bp as sweep_blueprint
 
 Settings.from_environ()
 
 app = func.FunctionApp()
 app.register_functions(http_blueprint)
 app.register_functions(queue_blueprint)
+app.register_functions(sweep_blueprint)
 app.register_functions(operations_blueprint)
 app.register_functions(retention_blueprint)

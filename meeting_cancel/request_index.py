@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,7 @@ from .batch_models import BatchRecord
 from .errors import StorageUnavailable
 from .record_store import RecordStore
 from .records import Status, StatusRecord
+from .service_rows import UnqueuedEntry
 
 log = logging.getLogger(__name__)
 PREFIX = "ix|"
@@ -207,6 +208,18 @@ class IndexedStore(RecordStore):
 
     def delete_batch(self, batch_id: str) -> None:
         self.inner.delete_batch(batch_id)
+
+    def service_secret(self, name: str, new: Callable[[], str]) -> str:
+        return self.inner.service_secret(name, new)
+
+    def put_unqueued(self, entry: UnqueuedEntry) -> None:
+        self.inner.put_unqueued(entry)
+
+    def unqueued_before(self, moment: datetime, limit: int) -> list[UnqueuedEntry]:
+        return self.inner.unqueued_before(moment, limit)
+
+    def remove_unqueued(self, entry: UnqueuedEntry) -> None:
+        self.inner.remove_unqueued(entry)
 
     def put_row(self, entity: dict[str, Any]) -> None:
         self.inner.put_row(entity)

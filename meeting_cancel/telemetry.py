@@ -129,13 +129,13 @@ def record_graph_call(operation: str, status: str, milliseconds: float) -> None:
     _add("duration", milliseconds, {"operation": operation, "status": status})
 
 
-def graph_answered(method: str, url: str, status: str, milliseconds: float, *, throttled: bool) -> None:
-    """One Graph HTTP call: its latency by operation and status, and whether Graph throttled it
-    (429, or 503 with Retry-After: ``graph.classify``)."""
+def graph_answered(operation: str, url: str, status: str, milliseconds: float, *, throttled: bool) -> None:
+    """One Graph HTTP call: its latency by operation (``graph``'s name for it) and status, and whether
+    Graph throttled it (429, or 503 with Retry-After: ``graph.classify``)."""
     if not _state.instruments:
         return
-    operation, mailbox = graph_operation(method, url)
     record_graph_call(operation, status, milliseconds)
+    _, mailbox = graph_operation("GET", url)
     if throttled and mailbox:
         record_throttled(mailbox)
 

@@ -34,16 +34,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, meeting_links, operations, steps, telemetry
-from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
+from . import lifecycle, meeting_links, occurrences, operations, sending, steps, telemetry, verification
+from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, GraphThrottled, IdentityUnavailable
+from .graph_journal import GraphCall, journal
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
+from .occurrences import EventFacts
 from .parsing import UnreadableJson, describe_errors, load_json, validation_detail
 from .records import Status, StatusRecord
 from .work_queue import decode
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .recipient_budget import Reservation
     from .service import Service
 
 log = logging.getLogger(__name__)
@@ -196,6 +199,11 @@ class _Attempt:
         self.record = record
         self.cancel_sent = False
         self.claimed = False
+        self.calls: list[GraphCall] = []
+        self.calls_written = 0
+        self.facts: EventFacts | None = None
+        self.reservation: Reservation | None = None
+        self.claimed_unknown: bool | None = None  # the record's doubt before this delivery's claim
         self.context = {
             "request_id": record.id,
             "message_id": delivery.message_id,
@@ -203,24 +211,26 @@ class _Attempt:
         }
 
     def run(self) -> Outcome:
-        try:
-            for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
-                outcome = self._perform(steps.next_step(self.record, self.request, self.service.clock(), self.settings))
-                if outcome is not None:
-                    return outcome
-        except (GraphError, IdentityUnavailable) as error:
-            return self._after_error(error)
-        except ConcurrentUpdate:
-            latest = self.service.store.get(self.record.id)
-            if latest is not None and latest.status.final:  # e.g. aborted meanwhile: nothing left to do
-                log.info(
-                    "request %s became %s meanwhile; completing the message",
-                    latest.id,
-                    latest.status,
-                    extra=self.context,
-                )
-                return Outcome.DUPLICATE
-            raise
+        with journal() as self.calls:
+            try:
+                for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
+                    step = steps.next_step(self.record, self.request, self.service.clock(), self.settings)
+                    outcome = self._perform(step)
+                    if outcome is not None:
+                        return outcome
+            except (GraphError, IdentityUnavailable) as error:
+                return self._after_error(error)
+            except ConcurrentUpdate:
+                latest = self.service.store.get(self.record.id)
+                if latest is not None and latest.status.final:  # e.g. aborted meanwhile: nothing left to do
+                    log.info(
+                        "request %s became %s meanwhile; completing the message",
+                        latest.id,
+                        latest.status,
+                        extra=self.context,
+                    )
+                    return Outcome.DUPLICATE
+                raise
         raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
 
     @property
@@ -250,9 +260,11 @@ class _Attempt:
                 return self._defer_to(decision)
             case steps.Resolve():
                 return self._resolve()
-            case steps.Verify(event_id):
-                log.warning("an earlier attempt has an unknown outcome; reading the event first", extra=self.context)
-                if not self.service.graph.event_exists(self.record.organizer, event_id, request_id=self.record.id):
+            case steps.Verify() as verify:
+                log.warning(
+                    "an earlier attempt has an unknown outcome; looking for the event first", extra=self.context
+                )
+                if verification.gone(self.service, self.record.organizer, verify, request_id=self.record.id):
                     return self._settle(steps.GONE_AFTER_UNKNOWN)
                 self._save(lifecycle.confirm_present(self.record, now=self.service.clock()))
                 return None
@@ -266,8 +278,10 @@ class _Attempt:
         if request.iCalUId is not None:
             found = graph.find_by_ical_uid(request.organizer, request.iCalUId, request_id=self.record.id)
         else:
-            start, end = request.occurrence_window()
-            found = graph.occurrence_ids(request.organizer, str(request.eventId), start, end, request_id=self.record.id)
+            assert request.occurrenceDate is not None
+            start, end = occurrences.search_window(request.occurrenceDate, request.zone)
+            listed = graph.instances(request.organizer, str(request.eventId), start, end, request_id=self.record.id)
+            found = occurrences.pick(listed, request.occurrenceDate, request.zone)
         match steps.resolved(request, found):
             case Failure() as failure:
                 return self._finish(lambda r: lifecycle.fail(r, now=self.service.clock(), failure=failure))
@@ -313,14 +327,19 @@ class _Attempt:
         raise AssertionError(f"unknown decision {decision!r}")
 
     def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
+        """Holds the meeting, claims, then under one mailbox slot: reads the event (unless the message
+        or an earlier delivery gave the attendee count), counts the notice against the mailbox's
+        recipient budget, and cancels."""
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
         held = self._hold_meeting(event_id)
         if not isinstance(held, meeting_links.Held):
             return held
-        try:  # recorded before the mailbox slot, so the slot covers the Graph call alone
+        try:  # recorded before the mailbox slot, so the slot covers the Graph calls alone
+            unknown_before = self.record.outcome_unknown
             self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
             self.claimed = True
+            self.claimed_unknown = unknown_before
         except ConcurrentUpdate:
             self._send_copy(steps.BUSY_RETRY_SECONDS)
             log.info("message put back: the request changed while being claimed", extra=self.context)
@@ -332,14 +351,53 @@ class _Attempt:
                     "this mailbox is being throttled",
                     lambda r, due: lifecycle.release(r, now=self.service.clock(), due=due),
                 )
+            recipients = self.request.recipients if self.request.recipients is not None else self.record.recipients
+            if recipients is None:  # not in the message, not read by an earlier delivery: read it now
+                self.facts = graph.event_facts(organizer, event_id, request_id=self.record.id)
+                refusal = sending.refusal(self.facts, event_id)
+                if refusal is not None:
+                    return self._unclaim_and_fail(refusal)
+                recipients = self.facts.attendees
+            budget = sending.reserve(self.service.budget, organizer, recipients, now=self.service.clock())
+            if isinstance(budget, Failure):
+                return self._unclaim_and_fail(budget)
+            if isinstance(budget, sending.Wait):
+                return self._schedule(
+                    budget.delay,
+                    budget.failure.message,
+                    lambda r, due: lifecycle.release(r, now=self.service.clock(), due=due, reason=budget.failure),
+                    jitter=False,
+                )
+            self.reservation = budget
             self.cancel_sent = True
-            graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
+            try:
+                graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
+            except GraphPermanentError as error:
+                raise sending.explained(
+                    graph, organizer, event_id, error, self.facts, request_id=self.record.id
+                ) from None
             limiter.record_success(organizer)
         return self._settle(steps.CANCELLED_BY_GRAPH)
 
+    def _unclaim_and_fail(self, failure: Failure) -> Outcome:
+        """Nothing was sent: the claim is undone and the request fails (one write)."""
+        now = self.service.clock
+
+        def move(record: StatusRecord) -> StatusRecord:
+            return lifecycle.fail(lifecycle.unclaimed(record, outcome_unknown=False), now=now(), failure=failure)
+
+        return self._finish(move)
+
     def _after_error(self, error: GraphError | IdentityUnavailable) -> Outcome:
+        if self.reservation is not None and sending.certainly_not_sent(error):
+            self.service.budget.refund(self.reservation)
+            self.reservation = None
         if isinstance(error, IdentityUnavailable):
             log.error("managed identity endpoint failed; will retry: %s", error, extra=self.context)
+        if self.claimed_unknown is not None and not self.cancel_sent:
+            # the claim said "maybe sent", but this delivery failed before its cancel: only earlier
+            # deliveries can have sent one
+            self.record = lifecycle.unclaimed(self.record, outcome_unknown=self.claimed_unknown)
         decision = steps.after_error(
             self.record,
             error,
@@ -380,9 +438,17 @@ class _Attempt:
                 raise RetryLater(failure.message)
         raise AssertionError(f"unknown step {decision!r}")
 
-    def _schedule(self, delay: float, reason: str, move: Callable[[StatusRecord, datetime], StatusRecord]) -> Outcome:
+    def _schedule(
+        self,
+        delay: float,
+        reason: str,
+        move: Callable[[StatusRecord, datetime], StatusRecord],
+        *,
+        jitter: bool = True,
+    ) -> Outcome:
         """Puts a delayed copy on the queue first, then records when it will come back."""
-        delay = self.service.retry_policy.jittered(delay, self.service.random)
+        if jitter:
+            delay = self.service.retry_policy.jittered(delay, self.service.random)
         self._send_copy(delay)
         self._save(move(self.record, self.service.clock() + timedelta(seconds=delay)))
         log.info("request put back for %.1f s: %s", delay, reason, extra=self.context)
@@ -395,7 +461,8 @@ class _Attempt:
         return self._finish(lambda r: lifecycle.complete(r, now=self.service.clock(), resolution=resolution))
 
     def _finish(self, move: Callable[[StatusRecord], StatusRecord]) -> Outcome:
-        self.record = _write_final(self.service, self.record, move)
+        self.record = _write_final(self.service, self.record, lambda r: self._noted(move(r)))
+        self.calls_written = len(self.calls)
         record = self.record
         level = logging.INFO if record.status == Status.CANCELLED else logging.WARNING
         log.log(
@@ -408,7 +475,12 @@ class _Attempt:
         return Outcome.CANCELLED if record.status == Status.CANCELLED else Outcome.FAILED
 
     def _save(self, record: StatusRecord) -> None:
-        self.record = self.service.store.replace(record)
+        self.record = self.service.store.replace(self._noted(record))
+        self.calls_written = len(self.calls)
+
+    def _noted(self, record: StatusRecord) -> StatusRecord:
+        """The calls and facts not yet written travel with this write."""
+        return lifecycle.noted(record, self.calls[self.calls_written :], self.facts)
 
 
 def _write_final(service: Service, record: StatusRecord, move: Callable[[StatusRecord], StatusRecord]) -> StatusRecord:
