@@ -15,6 +15,7 @@ import pytest
 from local_runner.graph_sandbox import GraphSandbox
 from local_runner.keys import HostKeys, new_key
 from meeting_cancel import service
+from meeting_cancel.request_index import IndexedStore
 from meeting_cancel.status_store import StatusStore
 
 from .conftest import ATTENDEE, ORGANIZER
@@ -52,7 +53,9 @@ def test_two_function_keys_with_the_same_idempotency_key_never_see_each_others_r
     app.drain()
     assert sandbox.successful_cancels(hr_meeting) == sandbox.successful_cancels(erp_meeting) == 1
 
-    table = service.current().store
+    indexed = service.current().store
+    assert isinstance(indexed, IndexedStore)
+    table = indexed.inner
     assert isinstance(table, StatusStore)
     stored: list[dict[str, Any]] = list(table._table.list_entities())
     everything = json.dumps(stored, default=str) + "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
