@@ -34,6 +34,7 @@ from .models import QueuedCancelRequest, _check_organizer
 from .parsing import parse_model
 from .problems import Problem
 from .records import Status
+from .work_queue import RecordNote
 
 if TYPE_CHECKING:
     from .service import Service
@@ -149,8 +150,9 @@ def _queue_children(
         )
         # A retry of a batch that failed half-way finds some records already there; their messages
         # may be missing, so they are sent again: the worker completes a duplicate without a second call.
-        service.store.insert(record)
-        service.queue.send(message, delay_seconds=index * SECONDS_BETWEEN_SENDS)
+        stored = service.store.insert(record)
+        note = RecordNote(record=stored) if stored is not None else RecordNote(exists=True)
+        service.queue.send(message, delay_seconds=index * SECONDS_BETWEEN_SENDS, note=note)
     service.store.put_batch(batch)
     log.info(
         "queued batch %s: %d meetings of %s (caller %s)", batch.id, batch.count, batch.organizer, batch.submitted_by

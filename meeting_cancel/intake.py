@@ -26,6 +26,7 @@ from .models import (
 from .parsing import parse_request
 from .problems import Problem
 from .records import Status, StatusRecord, utcnow
+from .work_queue import RecordNote
 
 if TYPE_CHECKING:
     from .service import Service
@@ -66,7 +67,9 @@ def submit(
     if stored is None:
         return _replay(service, request_id, body_hash)
     try:
-        service.queue.send(QueuedCancelRequest(id=request_id, **request.model_dump()))
+        # The message carries the record as stored, ETag included: the worker claims it with one
+        # conditional write instead of reading it first.
+        service.queue.send(QueuedCancelRequest(id=request_id, **request.model_dump()), note=RecordNote(record=stored))
     except StorageUnavailable:
         _forget(service, request_id)
         raise

@@ -77,6 +77,28 @@ class StatusRecord:
             entity[name] = str(value) if isinstance(value, Status) else value
         return entity
 
+    def snapshot(self) -> dict[str, Any]:
+        """The record as JSON values with its ETag: what intake puts in the queue message, so the
+        worker can claim the request with one conditional write instead of reading it first."""
+        values = {name: v.isoformat() if isinstance(v, datetime) else v for name, v in asdict(self).items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    @classmethod
+    def from_snapshot(cls, values: dict[str, Any]) -> StatusRecord:
+        """The record a ``snapshot`` describes; raises ``ValueError`` or ``TypeError`` for anything else."""
+        known = {f.name: f for f in fields(cls)}
+        if not isinstance(values.get("etag"), str) or set(values) - set(known):
+            raise ValueError("not a status record snapshot")
+        parsed = dict(values)
+        parsed["status"] = Status(parsed["status"])
+        for name in _MOMENTS:
+            if name in parsed:
+                parsed[name] = datetime.fromisoformat(parsed[name]).astimezone(UTC)
+        record = cls(**parsed)
+        if not isinstance(record.id, str) or not isinstance(record.attempts, int):
+            raise ValueError("not a status record snapshot")
+        return record
+
     @classmethod
     def from_entity(cls, entity: Any, *, etag: str | None = None) -> StatusRecord:
         known = {f.name for f in fields(cls)} - {"id", "etag"}

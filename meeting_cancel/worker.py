@@ -33,7 +33,7 @@ from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
 from .parsing import describe_errors, validation_detail
 from .records import Status, StatusRecord
-from .work_queue import decode
+from .work_queue import RecordNote, decode, take_note
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -67,12 +67,11 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     parsed = _parse(service, delivery)
     if isinstance(parsed, Outcome):
         return parsed
-    request, request_id = parsed
-    record = _load_or_create(service, request, request_id)
-    return _Attempt(service, delivery, request, record).run()
+    request, request_id, note = parsed
+    return _Attempt(service, delivery, request, request_id, note).run()
 
 
-def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str] | Outcome:
+def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str, RecordNote] | Outcome:
     text = decode(delivery.body)
     if text is None:
         return _poison(
@@ -87,6 +86,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
         return _poison(
             service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error.msg}")
         )
+    note = take_note(document) if isinstance(document, dict) else RecordNote()
     claimed_id = document.get("id") if isinstance(document, dict) else None
     request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.fullmatch(claimed_id) else None
     try:
@@ -94,17 +94,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
     except ValidationError as error:
         detail = validation_detail(describe_errors(error, QueuedCancelRequest))
         return _poison(service, delivery, request_id, Failure("invalidMessage", detail))
-    return request, request.id or delivery.message_id
-
-
-def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: str) -> StatusRecord:
-    record = service.store.get(request_id)
-    if record is None:
-        fresh = lifecycle.accept(request_id, request, source="queue", now=service.clock(), submitted_by="queue")
-        record = service.store.insert(fresh) or service.store.get(request_id)
-        if record is None:
-            raise RetryLater(f"status record {request_id} could not be created")
-    return record
+    return request, request.id or delivery.message_id, note
 
 
 def _poison(service: Service, delivery: Delivery, request_id: str | None, failure: Failure) -> Outcome:
@@ -125,31 +115,78 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, failur
 
 
 class _Attempt:
-    """One delivery of one request: asks ``steps`` what comes next and does it, until done."""
+    """One delivery of one request: asks ``steps`` what comes next and does it, until done.
+
+    The record starts in one of three states, so that the common case costs one storage write
+    before Graph is called:
+
+    * **read**: as stored now (read, or written by this delivery).
+    * **from the message** (``unconfirmed``): intake's record with its ETag. The claim is one
+      conditional write; if it fails the record moved on, so it is read and the step decided again.
+      Any step other than a claim reads the record first.
+    * **fresh** (``unstored``): a workflow's message with no record yet. The claim creates the
+      record already claimed (accept and claim in one insert); if one exists it is read instead.
+      Any step other than a claim first stores the fresh record (or reads the one that exists).
+    """
 
     def __init__(
-        self, service: Service, delivery: Delivery, request: QueuedCancelRequest, record: StatusRecord
+        self, service: Service, delivery: Delivery, request: QueuedCancelRequest, request_id: str, note: RecordNote
     ) -> None:
         self.service = service
         self.delivery = delivery
         self.request = request
-        self.record = record
         self.cancel_sent = False
+        self.unstored = self.unconfirmed = False
+        if note.record is not None and note.record.id == request_id:
+            self.record = note.record
+            self.unconfirmed = True
+        elif note.exists and (stored := service.store.get(request_id)) is not None:
+            self.record = stored
+        else:
+            self.record = self._fresh(request_id)
         self.context = {
-            "request_id": record.id,
+            "request_id": request_id,
             "message_id": delivery.message_id,
             "dequeue_count": delivery.dequeue_count,
         }
 
+    def _fresh(self, request_id: str) -> StatusRecord:
+        self.unstored = True
+        return lifecycle.accept(
+            request_id, self.request, source="queue", now=self.service.clock(), submitted_by="queue"
+        )
+
     def run(self) -> Outcome:
         try:
             for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
-                outcome = self._perform(steps.next_step(self.record, self.request, self.service.clock(), self.settings))
+                step = steps.next_step(self.record, self.request, self.service.clock(), self.settings)
+                if (self.unstored or self.unconfirmed) and not isinstance(step, steps.Cancel):
+                    self._settle_record()
+                    continue
+                outcome = self._perform(step)
                 if outcome is not None:
                     return outcome
         except (GraphError, IdentityUnavailable) as error:
             return self._after_error(error)
         raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
+
+    def _settle_record(self) -> None:
+        """Makes ``self.record`` the stored one: stores a fresh record (or reads the one that
+        exists), or reads a record that came with the message."""
+        if self.unstored:
+            self.unstored = False
+            inserted = self.service.store.insert(self.record)
+            if inserted is not None:
+                self.record = inserted
+                return
+        self.unconfirmed = False
+        stored = self.service.store.get(self.record.id)
+        if stored is None:
+            if self.record.status != Status.QUEUED or self.record.source == "queue":
+                raise RetryLater(f"status record {self.record.id} could not be created")
+            self.record = self._fresh(self.record.id)  # intake removed it; recreated as before
+            return
+        self.record = stored
 
     @property
     def settings(self) -> Settings:
@@ -197,15 +234,29 @@ class _Attempt:
                 return None
         raise AssertionError("unreachable")
 
-    def _cancel(self, event_id: str, lease_seconds: float) -> Outcome:
+    def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
-        try:  # recorded before the mailbox slot, so the slot covers the Graph call alone
-            self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
-        except ConcurrentUpdate:
-            self._send_copy(steps.BUSY_RETRY_SECONDS)
-            log.info("message put back: the request changed while being claimed", extra=self.context)
-            return Outcome.REQUEUED
+        claimed = lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds)
+        # Recorded before the mailbox slot, so the slot covers the Graph call alone.
+        if self.unstored:  # accepted and claimed in one insert
+            self.unstored = False
+            inserted = self.service.store.insert(claimed)
+            if inserted is None:  # another delivery created it first: decide on what is stored
+                self._settle_record()
+                return None
+            self.record = inserted
+        else:
+            try:
+                self._save(claimed)
+            except ConcurrentUpdate:
+                if self.unconfirmed:  # the message's copy of the record is out of date
+                    self._settle_record()
+                    return None
+                self._send_copy(steps.BUSY_RETRY_SECONDS)
+                log.info("message put back: the request changed while being claimed", extra=self.context)
+                return Outcome.REQUEUED
+            self.unconfirmed = False
         with limiter.slot(organizer, max_wait=steps.SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:  # nothing was sent: the claim is undone
                 return self._schedule(
@@ -219,6 +270,8 @@ class _Attempt:
         return self._settle(steps.CANCELLED_BY_GRAPH)
 
     def _after_error(self, error: GraphError | IdentityUnavailable) -> Outcome:
+        if self.unstored or self.unconfirmed:  # nothing was sent: the outcome is recorded on what is stored
+            self._settle_record()
         if isinstance(error, IdentityUnavailable):
             log.error("managed identity endpoint failed; will retry: %s", error, extra=self.context)
         decision = steps.after_error(
@@ -269,7 +322,8 @@ class _Attempt:
         return Outcome.REQUEUED
 
     def _send_copy(self, delay: float) -> None:
-        self.service.queue.send(self.request.model_copy(update={"id": self.record.id}), delay_seconds=delay)
+        copy = self.request.model_copy(update={"id": self.record.id})
+        self.service.queue.send(copy, delay_seconds=delay, note=RecordNote(exists=True))
 
     def _settle(self, resolution: str) -> Outcome:
         return self._finish(lambda r: lifecycle.complete(r, now=self.service.clock(), resolution=resolution))
