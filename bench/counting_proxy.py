@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 
 
 def operation(service: str, method: str, path: str, query: str = "") -> str:
@@ -37,6 +38,10 @@ def operation(service: str, method: str, path: str, query: str = "") -> str:
         return {"POST": "queue send", "PUT": "queue update"}.get(
             method, "queue delete" if len(parts) > 3 else "queue clear"
         )
+    if len(parts) == 2:
+        return {"PUT": "queue create", "GET": "queue properties", "HEAD": "queue properties"}.get(
+            method, f"queue {method.lower()}"
+        )
     return f"queue {method.lower()}"
 
 
@@ -49,6 +54,8 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=128)
+        self._session.mount("http://", adapter)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
