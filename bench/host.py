@@ -32,6 +32,12 @@ def main() -> int:
         data_dir=Path(os.environ["LOCAL_DATA_DIR"]),
         host_json=Path(os.environ.get("BENCH_HOST_JSON") or ROOT / "host.json"),
     )
+    profile = None
+    if os.environ.get("BENCH_PROFILE"):  # where time goes, for development: python -m pstats FILE
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     runner.start()
     if os.environ.get("BENCH_NO_WORKER"):  # intake alone
         for listener in runner.listeners:
@@ -43,6 +49,9 @@ def main() -> int:
         sys.stdin.read()
     finally:
         runner.stop()
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(os.environ["BENCH_PROFILE"])
     return 0
 
 
