@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -69,9 +69,14 @@ class StatusRecord:
     graph_date: str | None = None
     etag: str | None = field(default=None, compare=False)
 
+    def values(self) -> dict[str, Any]:
+        """The fields by name, as they are (all immutable): ``asdict`` would deep-copy each one,
+        a measurable share of the CPU of every write."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
     def to_entity(self) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": self.id, "RowKey": ROW_KEY}
-        for name, value in asdict(self).items():
+        for name, value in self.values().items():
             if name in ("id", "etag") or value is None:
                 continue
             entity[name] = str(value) if isinstance(value, Status) else value
@@ -80,7 +85,7 @@ class StatusRecord:
     def snapshot(self) -> dict[str, Any]:
         """The record as JSON values with its ETag: what intake puts in the queue message, so the
         worker can claim the request with one conditional write instead of reading it first."""
-        values = {name: v.isoformat() if isinstance(v, datetime) else v for name, v in asdict(self).items()}
+        values = {name: v.isoformat() if isinstance(v, datetime) else v for name, v in self.values().items()}
         return {name: value for name, value in values.items() if value is not None}
 
     @classmethod
@@ -110,3 +115,6 @@ class StatusRecord:
         if etag is None and hasattr(entity, "metadata"):
             etag = entity.metadata.get("etag")
         return cls(id=entity["PartitionKey"], etag=etag, **values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(StatusRecord))
