@@ -44,7 +44,7 @@ def intake(bench: Bench, rows: list[Row]) -> None:
     """POST latency against the bare storage work it wraps (one table insert, one queue send) on the
     same Azurite through the same counting proxies, with no worker running, interleaved so both see
     the same machine."""
-    n = 150
+    n = 200
     stack = Stack(bench, counted=True, extra={"BENCH_NO_WORKER": "1"})
     host = stack.host()
     bench.sandbox.add_mailbox(ORGANIZER)
