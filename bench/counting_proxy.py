@@ -31,7 +31,10 @@ def operation(service: str, method: str, path: str, query: str = "") -> str:
             ("PATCH", True): "table merge",
             ("DELETE", True): "table delete",
         }
-        return kinds.get((method, keyed), f"table {method.lower()}")
+        kind = kinds.get((method, keyed), f"table {method.lower()}")
+        # The app's coordination table (STATUS_TABLE_NAME + "coord": meeting rows, mailbox slots)
+        # is counted apart from the status table, so each guarantee's operations can be told apart.
+        return kind.replace("table", "coordination", 1) if name.split("(")[0].endswith("coord") else kind
     if len(parts) >= 3 and parts[2] == "messages":
         if method == "GET":
             return "queue peek" if "peekonly" in query.lower() else "queue receive"

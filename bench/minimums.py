@@ -31,6 +31,20 @@ HTTP_PATH = [
     Operation("queue delete", "the message completed once its outcome is stored"),
 ]
 
+# Guarantees that hold the meeting and the mailbox, on the coordination table, for every cancel.
+COORDINATION = [
+    Operation(
+        "coordination insert",
+        "one cancellation per meeting: the meeting's row taken, conditionally, before the cancel (meeting_links)",
+    ),
+    Operation(
+        "coordination write",
+        "Graph's 4 per mailbox across instances: a mailbox slot taken with a conditional write (mailbox_slots)",
+    ),
+    Operation("coordination write", "… and given back once the call returns"),
+]
+HTTP_PATH += COORDINATION
+
 QUEUE_PATH = [
     Operation("queue receive", "the host fetches messages a batch at a time", "batch"),
     Operation(
@@ -40,6 +54,7 @@ QUEUE_PATH = [
     ),
     Operation("table update", "the outcome recorded before the message is completed"),
     Operation("queue delete", "the message completed once its outcome is stored"),
+    *COORDINATION,
 ]
 
 OFFBOARDING = [

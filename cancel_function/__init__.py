@@ -14,6 +14,7 @@ import azure.functions as func
 from meeting_cancel import batches, callers, config, intake, service
 from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.problems import Problem, storage_unavailable
+from meeting_cancel.records import StatusRecord
 
 from .responses import json_response, problem_response, status_url
 
@@ -57,12 +58,7 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
         content_type=req.headers.get("Content-Type"),
         idempotency_key=req.headers.get("Idempotency-Key"),
     )
-    record = accepted.record
-    return json_response(
-        202,
-        intake.status_view(record),
-        {"Location": status_url(req.url, record.id), "Retry-After": str(intake.poll_after_seconds(record))},
-    )
+    return _status_response(req, accepted.record)
 
 
 @bp.route(route="cancellations/{id}", methods=["GET"], auth_level=CALLER_AUTH_LEVEL)
@@ -70,6 +66,12 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
 def get_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
     record = intake.find(app, req.route_params.get("id", ""), caller=caller_of(req, app))
+    return _status_response(req, record)
+
+
+def _status_response(req: func.HttpRequest, record: StatusRecord) -> func.HttpResponse:
+    """A request's status, the same answer for a read and for a replayed POST: 200 once final,
+    else 202 with where and when to poll."""
     if record.status.final:
         return json_response(200, intake.status_view(record))
     return json_response(

@@ -133,14 +133,15 @@ def _timer_function(
     )
 
 
-_indexed: dict[int, list[Any]] = {}
+# Keyed by id() and holding the app itself, so that a collected app's id is never reused for another.
+_indexed: dict[int, tuple[func.FunctionApp, list[Any]]] = {}
 
 
 def _functions_of(app: func.FunctionApp) -> list[Any]:
     """The app's functions; the SDK indexes an app only once per process, as the host does."""
     if id(app) not in _indexed:
-        _indexed[id(app)] = list(app.get_functions())
-    return _indexed[id(app)]
+        _indexed[id(app)] = (app, list(app.get_functions()))
+    return _indexed[id(app)][1]
 
 
 def resolve(value: str, settings: Mapping[str, str]) -> str:

@@ -9,8 +9,9 @@ name (``Jan``, ``mon``, ``Sunday``). Day of week runs 0-6 with Sunday 0. A day m
 day-of-month and the day-of-week field (NCrontab ``CrontabSchedule.TryGetNextOccurrence`` checks
 the day of week after the date, unlike Unix cron's either-or).
 
-croniter (PyPI) reads seconds as a trailing sixth field and ORs the two day fields by default, so
-this small parser follows NCrontab itself (atifaziz/NCrontab ``CrontabFieldImpl.cs``).
+croniter (PyPI) takes seconds as a trailing sixth field unless told otherwise and ORs the two day
+fields by default; NCrontab's rules are few, so this small parser follows them exactly
+(atifaziz/NCrontab ``CrontabFieldImpl.cs``) and tests/unit/test_ncrontab.py pins them.
 """
 
 from __future__ import annotations

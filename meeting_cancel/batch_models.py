@@ -8,22 +8,46 @@ The connector describes the preview and the batch status as one definition,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .field_reading import check_moment, fold_field_names
 from .models import FIELD_HELP, MAX_COMMENT_LENGTH, _check_comment
 
 MAX_WINDOW_DAYS = 732
+WINDOW_HELP = {
+    "from": "the start of the window, with a UTC offset, such as 2026-12-01T00:00:00Z",
+    "to": "the end of the window, with a UTC offset, such as 2026-12-31T00:00:00Z",
+}
 
 
 class WindowRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """The offboarding body. Read as the cancellation body is: names case-insensitively, every bad
+    field at once; the window is sent as ``from`` and ``to`` (``start`` and ``end`` are unknown)."""
 
-    start: Annotated[datetime, Field(alias="from", description="Start of the window, with a UTC offset")]
-    end: Annotated[datetime, Field(alias="to", description="End of the window, with a UTC offset")]
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Names other APIs give the window (Graph's calendarView, other schedulers): named in the hint.
+    SYNONYMS: ClassVar[dict[str, str]] = {
+        "start": "from",
+        "end": "to",
+        "startdatetime": "from",
+        "enddatetime": "to",
+        "since": "from",
+        "until": "to",
+    }
+
+    start: Annotated[
+        datetime,
+        Field(alias="from", description=WINDOW_HELP["from"]),
+    ]
+    end: Annotated[
+        datetime,
+        Field(alias="to", description=WINDOW_HELP["to"]),
+    ]
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
     subjectContains: Annotated[
         str | None, Field(min_length=1, max_length=255, description="Only meetings whose subject contains this text")
@@ -31,13 +55,12 @@ class WindowRequest(BaseModel):
     preview: Annotated[bool, Field(description="List the meetings without cancelling anything")] = False
 
     _comment = field_validator("comment")(_check_comment)
+    _moment = field_validator("start", "end", mode="before")(check_moment)
 
-    @field_validator("start", "end")
+    @model_validator(mode="wrap")
     @classmethod
-    def _has_offset(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise PydanticCustomError("offset", "needs a UTC offset, such as 2026-12-01T00:00:00Z")
-        return value
+    def _fold_field_names(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        return handler(fold_field_names((f.alias or name for name, f in cls.model_fields.items()), data))
 
     @model_validator(mode="after")
     def _ordered(self) -> WindowRequest:

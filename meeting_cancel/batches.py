@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
-from . import idempotency, lifecycle
+from . import idempotency, lifecycle, steps
 from .batch_models import (
     BatchPreview,
     BatchRecord,
@@ -28,10 +28,10 @@ from .batch_models import (
     WindowRequest,
 )
 from .callers import Caller, authorize_read, authorize_submit
-from .errors import GraphError, IdentityUnavailable
+from .errors import GraphError, GraphPermanentError, IdentityUnavailable
 from .intake import organizer_resolver
-from .models import QueuedCancelRequest, _check_organizer
-from .parsing import parse_model
+from .models import MAX_ORGANIZER_LENGTH, TRACKING_ID, QueuedCancelRequest, _check_organizer
+from .parsing import parse_model, validation_detail
 from .problems import Problem
 from .records import Status
 from .work_queue import RecordNote
@@ -44,9 +44,11 @@ SECONDS_BETWEEN_SENDS = 2.0  # 30 cancellation mails a minute per mailbox
 MAX_MEETINGS = 1000
 
 
-def find_meetings(service: Service, organizer: str, window: WindowRequest, request_id: str) -> list[MeetingView]:
+def find_meetings(
+    service: Service, organizer: str, window: WindowRequest, request_id: str, *, limit: int | None = None
+) -> list[MeetingView]:
     """The meetings the organizer organizes in the window, not cancelled, with attendees; each
-    series once, through its master."""
+    series once, through its master. Stops reading Graph's pages once ``limit`` are found."""
     found: dict[str, MeetingView] = {}
     needle = (window.subjectContains or "").lower()
     for event in service.graph.calendar_view(organizer, window.start, window.end, request_id=request_id):
@@ -64,6 +66,8 @@ def find_meetings(service: Service, organizer: str, window: WindowRequest, reque
                 attendees=len(event["attendees"]),
                 kind="series" if master else "single",
             )
+            if limit is not None and len(found) >= limit:
+                break
     return list(found.values())
 
 
@@ -77,11 +81,7 @@ def submit(
     idempotency_key: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Returns the preview or the queued batch, and whether the answer is a preview."""
-    try:
-        organizer = _check_organizer(organizer)
-    except PydanticCustomError as error:
-        raise Problem(400, "invalidRequest", "Invalid organizer", f"organizer: {error.message()}") from None
-    window = parse_model(body, WindowRequest, content_type=content_type)
+    organizer, window = _read(organizer, body, content_type)
     service.settings.organizers.require(organizer)
     batch_id = idempotency.request_id_for(idempotency_key, caller)
     request_hash = fingerprint(organizer, window)
@@ -93,26 +93,13 @@ def submit(
             idempotency.check_replay(existing.request_hash, request_hash)
             return batch_view(service, batch_id, caller=caller), False
     decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
-    try:
-        meetings = find_meetings(service, organizer, window, batch_id)
-    except (GraphError, IdentityUnavailable) as error:
-        raise Problem(
-            502,
-            "graphUnavailable",
-            "Could not list the meetings",
-            f"Graph did not list the organizer's calendar: {error}",
-            retry_after=30,
-        ) from None
+    meetings = _listed(service, organizer, window, batch_id)
+    if window.preview:
+        # Reading a mailbox's calendar is worth a line in the log: who, whose, how many.
+        log.info("preview of %s's meetings by %s: %d found", organizer, caller.label, len(meetings))
     if window.preview:
         preview = BatchPreview(organizer=organizer, count=len(meetings), meetings=meetings)
         return preview.model_dump(mode="json"), True
-    if len(meetings) > MAX_MEETINGS:
-        raise Problem(
-            422,
-            "tooManyMeetings",
-            "Too many meetings",
-            f"The window holds {len(meetings)} meetings; at most {MAX_MEETINGS} go in one batch. Narrow the window.",
-        )
     batch = BatchRecord(
         id=batch_id,
         organizer=organizer,
@@ -125,8 +112,77 @@ def submit(
     return batch_view(service, batch_id, caller=caller), False
 
 
+def _read(organizer: str, body: bytes, content_type: str | None) -> tuple[str, WindowRequest]:
+    """The route's organizer and the body's window, or one 400 listing every bad field of both."""
+    errors: list[dict[str, str]] = []
+    try:
+        if len(organizer) > MAX_ORGANIZER_LENGTH:
+            raise PydanticCustomError("organizer", f"is too long: at most {MAX_ORGANIZER_LENGTH} characters")
+        organizer = _check_organizer(organizer)
+    except PydanticCustomError as error:
+        errors.append({"field": "organizer", "message": error.message()})
+    try:
+        window = parse_model(body, WindowRequest, content_type=content_type)
+    except Problem as problem:
+        if problem.code != "invalidRequest" or not errors:
+            raise
+        errors += problem.errors
+    if errors:
+        raise Problem(400, "invalidRequest", "Invalid request", validation_detail(errors), errors)
+    return organizer, window
+
+
+def _listed(service: Service, organizer: str, window: WindowRequest, batch_id: str) -> list[MeetingView]:
+    """The window's meetings, at most ``MAX_MEETINGS`` (a preview is capped as a batch is), or the
+    problem that says why Graph could not list them: an unknown organizer is the caller's to fix
+    (404), a refusal is the service's (502), an outage passes (502 with Retry-After)."""
+    try:
+        meetings = find_meetings(service, organizer, window, batch_id, limit=MAX_MEETINGS + 1)
+    except GraphPermanentError as error:
+        if error.answer.status == 404 and error.code in ("organizerNotFound", "mailboxNotEnabled", "notFound"):
+            code = "mailboxNotEnabled" if error.code == "mailboxNotEnabled" else "organizerNotFound"
+            raise Problem(
+                404,
+                code,
+                "No such organizer" if code == "organizerNotFound" else "No mailbox",
+                f"Graph knows no mailbox for {organizer!r} ({error.answer.code}); check the organizer's "
+                "userPrincipalName or object id.",
+            ) from None
+        raise Problem(
+            502,
+            error.code,
+            "Graph refused to list the meetings",
+            f"Graph refused to list the organizer's calendar ({error.answer.status} {error.answer.code}): "
+            f"{error.reason}",
+        ) from None
+    except (GraphError, IdentityUnavailable) as error:
+        raise Problem(
+            502,
+            "graphUnavailable",
+            "Could not list the meetings",
+            f"Graph did not list the organizer's calendar: {error}",
+            retry_after=30,
+        ) from None
+    if len(meetings) > MAX_MEETINGS:
+        log.warning(
+            "%s of %s's meetings refused: more than %d",
+            "preview" if window.preview else "batch",
+            organizer,
+            MAX_MEETINGS,
+        )
+        raise Problem(
+            422,
+            "tooManyMeetings",
+            "Too many meetings",
+            f"The window holds more than {MAX_MEETINGS} meetings, the most one batch or preview covers. "
+            "Narrow the window.",
+        )
+    return meetings
+
+
 def fingerprint(organizer: str, window: WindowRequest) -> str:
-    return idempotency.fingerprint({"organizer": organizer, **window.model_dump(mode="json", by_alias=True)})
+    """The batch's fingerprint; the organizer in lower case, as userPrincipalNames are case-insensitive."""
+    return idempotency.fingerprint({"organizer": organizer.lower(), **window.model_dump(mode="json", by_alias=True)})
 
 
 def _queue_children(
@@ -145,6 +201,7 @@ def _queue_children(
             source="batch",
             now=service.clock(),
             batch_id=batch.id,
+            body_hash=steps.fingerprint(message),
             submitted_by=batch.submitted_by,
             authorized_by=decision,
         )
@@ -160,6 +217,10 @@ def _queue_children(
 
 
 def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, Any]:
+    if not TRACKING_ID.fullmatch(batch_id):
+        raise Problem(
+            400, "invalidId", "Invalid batch id", "A batch id has 1 to 128 letters, digits, '.', '_', ':' and '-'."
+        )
     batch = service.store.get_batch(batch_id)
     if batch is None:
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")

@@ -1,19 +1,40 @@
-"""Adaptive limits on concurrent Graph calls, one per mailbox.
+"""Limits on concurrent Graph calls, one per mailbox: a process's adaptive window in front of the
+slots every instance shares.
 
-Graph allows 4 concurrent requests per app and mailbox and answers 429 beyond them; a throttled
-call still counts against the limit. So each mailbox gets an AIMD window: it halves on a 429 and
-pauses for the Retry-After, and grows by one after a window's worth of successes. A caller that
-would wait longer than ``max_wait`` gets the delay back instead, to put its message back on the
-queue rather than hold a worker thread.
+Graph allows 4 concurrent requests per app and mailbox, counted across all of the app's instances,
+and answers 429 beyond them; a throttled call still counts against the limit (Graph's "Microsoft
+Graph service-specific throttling limits", Outlook service: microsoftgraph/microsoft-graph-docs-contrib
+concepts/throttling-limits.md). So a call needs two things:
+
+* a place in the process's AIMD window (``AdaptiveLimiter``): it halves on a 429 and pauses for
+  the Retry-After, and grows by one after a window's worth of successes. Waiting here is free (no
+  storage), so an instance's own callers queue in memory and only as many as the window allows go
+  on to ask for a shared slot;
+* one of the mailbox's slots shared by every instance (``mailbox_slots.MailboxSlots``, leases in
+  Table Storage whose expiry covers the call, given back at once after it; a dead instance's slot
+  frees when its lease expires).
+
+A caller that would wait longer than ``max_wait`` gets a delay back instead, to put its message
+back on the queue rather than hold a worker thread.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from .mailbox_slots import MailboxSlots
+
+log = logging.getLogger(__name__)
+SHARED_BUSY_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -83,3 +104,38 @@ class AdaptiveLimiter:
         with self._changed:
             window = self._windows.get(key.lower())
             return window.limit if window else self.maximum
+
+
+@dataclass
+class MailboxLimit:
+    """The process's window in front of the shared slots, behind one ``slot()``."""
+
+    local: AdaptiveLimiter
+    shared: MailboxSlots | None = None  # None: one process alone (tests of the window itself)
+    clock: Callable[[], float] = time.monotonic
+
+    @contextmanager
+    def slot(self, key: str, *, max_wait: float = 5.0) -> Iterator[float]:
+        """Yields 0.0 while holding both, or the seconds to come back later without a slot."""
+        deadline = self.clock() + max_wait
+        with self.local.slot(key, max_wait=max_wait) as wait:
+            if wait or self.shared is None:
+                yield wait
+                return
+            lease = self.shared.acquire(key, max_wait=max(0.0, deadline - self.clock()))
+            if lease is None:  # every instance's slots stayed busy: nothing was sent
+                yield SHARED_BUSY_RETRY_SECONDS
+                return
+            try:
+                yield 0.0
+            finally:
+                try:
+                    self.shared.release(lease)
+                except StorageUnavailable as error:  # the lease expires on its own
+                    log.warning("could not give a mailbox slot back; it frees when its lease expires: %s", error)
+
+    def record_success(self, key: str) -> None:
+        self.local.record_success(key)
+
+    def record_throttled(self, key: str, retry_after: float) -> None:
+        self.local.record_throttled(key, retry_after)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import idempotency, lifecycle
+from . import idempotency, lifecycle, steps
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
@@ -84,7 +84,8 @@ def submit(
 
 
 def fingerprint(request: CancelRequest) -> str:
-    return idempotency.fingerprint(request.model_dump(mode="json"))
+    """The same fingerprint the worker compares a message with (``steps.fingerprint``)."""
+    return steps.fingerprint(request)
 
 
 def organizer_resolver(service: Service) -> ObjectIdResolver:
@@ -151,6 +152,7 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         eventId=record.event_id or None,
         target=record.target if record.target != record.event_id else None,
         batchId=record.batch_id,
+        follows=record.follows,
         createdAt=record.created_at,
         updatedAt=record.updated_at,
         attempts=record.attempts,

@@ -27,6 +27,9 @@ class Move(StrEnum):
     ACCEPT = "accept"  # a new request is recorded, before Graph or the queue hears of it
     REJECT = "reject"  # an invalid queue message claimed an id nobody had: recorded as failed
     RESOLVE = "resolve"  # the Graph id of a meeting named by iCalUId or occurrence was found
+    LINK = "link"  # another request holds this meeting's cancellation: this one follows it
+    FOLLOW = "follow"  # the followed request cancelled the meeting: so did this one, no call of its own
+    TAKE_OVER = "take over"  # the meeting's owner failed for a reason that may pass, or vanished
     CLAIM = "claim"  # recorded before the Graph call: attempt counted, outcome unknown, lease held
     RELEASE = "release"  # the mailbox slot was not free: the claim is undone, nothing was sent
     CONFIRM_PRESENT = "confirm present"  # after an unknown outcome the event was still there
@@ -44,6 +47,9 @@ MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
     Move.ACCEPT: (frozenset({None}), Status.QUEUED),
     Move.REJECT: (frozenset({None}), Status.FAILED),
     Move.RESOLVE: (PENDING, SAME),
+    Move.LINK: (PENDING, SAME),
+    Move.FOLLOW: (PENDING, Status.CANCELLED),
+    Move.TAKE_OVER: (PENDING, Status.RETRYING),
     Move.CLAIM: (PENDING, Status.PROCESSING),
     Move.RELEASE: (frozenset({Status.PROCESSING}), Status.RETRYING),
     Move.CONFIRM_PRESENT: (frozenset({Status.PROCESSING, Status.RETRYING}), SAME),
@@ -135,6 +141,26 @@ def resolve(record: StatusRecord, event_id: str, *, now: datetime) -> StatusReco
     return _enter(Move.RESOLVE, record, now, event_id=event_id)
 
 
+def link(record: StatusRecord, owner_id: str, *, now: datetime) -> StatusRecord:
+    """Another request holds the meeting (``meeting_links``): this one waits for its outcome."""
+    return _enter(Move.LINK, record, now, follows=owner_id)
+
+
+def take_over(record: StatusRecord, *, now: datetime, outcome_unknown: bool) -> StatusRecord:
+    """This request now holds the meeting. ``outcome_unknown``: the previous owner may have
+    cancelled it, so the event is read before any cancel (``steps.Verify``)."""
+    return _enter(
+        Move.TAKE_OVER,
+        record,
+        now,
+        follows=None,
+        outcome_unknown=outcome_unknown,
+        in_flight_until=None,
+        next_attempt_at=None,
+        delayed_copy_due=None,
+    )
+
+
 def claim(record: StatusRecord, *, now: datetime, lease_seconds: float) -> StatusRecord:
     """Recorded before Graph is called: if anything breaks from here on, the next delivery reads
     the event before calling again, and other deliveries keep off until the lease ends."""
@@ -214,6 +240,27 @@ def complete(record: StatusRecord, *, now: datetime, resolution: str) -> StatusR
 
 def fail(record: StatusRecord, *, now: datetime, failure: Failure, resolution: str | None = None) -> StatusRecord:
     return _enter(Move.FAIL, record, now, resolution=resolution, **_SETTLED, **failure.fields())
+
+
+def follow(record: StatusRecord, owner: StatusRecord, *, now: datetime) -> StatusRecord:
+    """Ends with the outcome of the request that holds the meeting: cancelled when it cancelled the
+    meeting, failed with its failure when Graph showed the meeting cannot be cancelled."""
+    if owner.status == Status.CANCELLED:
+        resolution = f"request {owner.id} cancelled this meeting ({owner.resolution or 'cancelled'})"
+        return _enter(Move.FOLLOW, record, now, follows=owner.id, resolution=resolution, **_SETTLED)
+    failure = {
+        name: getattr(owner, name)
+        for name in (
+            "error_code",
+            "error_message",
+            "graph_status",
+            "graph_code",
+            "graph_request_id",
+            "graph_date",
+        )
+    }
+    resolution = f"request {owner.id} found this meeting cannot be cancelled"
+    return _enter(Move.FAIL, record, now, follows=owner.id, resolution=resolution, **_SETTLED, **failure)
 
 
 def diagram() -> str:

@@ -61,6 +61,7 @@ class MailboxSlots:
     chooser: random.Random = field(default_factory=random.Random)
     _known: dict[str, dict[str, _Row]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _freed: threading.Condition = field(default_factory=threading.Condition)
 
     def try_acquire(self, mailbox: str) -> SlotLease | None:
         """A slot for the mailbox, or None when all are held by live leases (here or elsewhere)."""
@@ -75,16 +76,23 @@ class MailboxSlots:
         return None
 
     def acquire(
-        self, mailbox: str, *, max_wait: float, sleep: Callable[[float], None] = time.sleep
+        self, mailbox: str, *, max_wait: float, sleep: Callable[[float], None] | None = None
     ) -> SlotLease | None:
-        """Polls for a slot for up to ``max_wait`` seconds (short jittered waits); None if none freed."""
+        """Polls for a slot for up to ``max_wait`` seconds (short jittered waits); None if none freed.
+        A slot given back in this process wakes its waiters at once; other instances' releases are
+        seen at the next poll."""
         deadline = time.monotonic() + max_wait
         pause = 0.05
         while True:
             lease = self.try_acquire(mailbox)
             if lease is not None or time.monotonic() >= deadline:
                 return lease
-            sleep(min(pause * (0.5 + self.chooser.random()), max(0.0, deadline - time.monotonic())))
+            wait = min(pause * (0.5 + self.chooser.random()), max(0.0, deadline - time.monotonic()))
+            if sleep is not None:
+                sleep(wait)
+            else:
+                with self._freed:
+                    self._freed.wait(wait)
             pause = min(pause * 2, 0.4)
 
     def release(self, lease: SlotLease) -> None:
@@ -99,6 +107,8 @@ class MailboxSlots:
             self._forget(lease.mailbox_key)
             return
         self._remember(lease.mailbox_key, lease.row, _Row(str(metadata["etag"]), FREE, ""))
+        with self._freed:
+            self._freed.notify_all()
 
     def _take(self, key: str, row: str, known: _Row | None) -> SlotLease | None:
         now = self.clock()

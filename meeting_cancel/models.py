@@ -7,12 +7,15 @@ workflows. Messages are written for people fixing a request, so each says what t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from .field_reading import check_day, fold_field_names, validate_all_at_once
 
 GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 # RFC 5322 dot-atoms without the characters that would change a URL path or query ('/', '?', '#',
@@ -32,14 +35,13 @@ MAX_EVENT_ID_LENGTH = 1024
 # A character costs at most 6 bytes once JSON-escaped, so 8,000 keep the queue message well under
 # the 64 KB queue limit together with the other fields.
 MAX_COMMENT_LENGTH = 8000
-
 FIELD_HELP = {
     "organizer": "the organizer's userPrincipalName (jane@contoso.com) or Entra object id",
     "eventId": "the Graph REST id of the event, as returned by GET /users/{organizer}/events",
     "comment": "the message sent to the attendees (optional)",
     "iCalUId": "instead of eventId: the meeting's iCalendar UID, as other calendars know it",
     "occurrenceDate": "with the eventId of a series: the day (YYYY-MM-DD) of the one occurrence to cancel",
-    "timeZone": "with occurrenceDate: the IANA time zone the day is in, such as Europe/Berlin",
+    "timeZone": "the IANA time zone the occurrence day is in, such as Europe/Berlin",
     "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
 }
 
@@ -116,28 +118,17 @@ class CancelRequest(BaseModel):
         ),
     ] = None
     occurrenceDate: Annotated[date | None, Field(description=FIELD_HELP["occurrenceDate"])] = None
-    timeZone: Annotated[str | None, Field(max_length=64, description=FIELD_HELP["timeZone"])] = None
+    timeZone: Annotated[str | None, Field(min_length=1, max_length=64, description=FIELD_HELP["timeZone"])] = None
     comment: Annotated[str | None, Field(max_length=MAX_COMMENT_LENGTH, description=FIELD_HELP["comment"])] = None
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _fold_field_names(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise PydanticCustomError("not_object", "the body must be a JSON object")
-        canonical = {name.lower(): name for name in cls.model_fields}
-        folded: dict[str, Any] = {}
-        for key, value in data.items():
-            name = canonical.get(key.lower(), key) if isinstance(key, str) else key
-            if name in folded:
-                raise PydanticCustomError(
-                    "duplicate_field",
-                    "the field {name} is given twice (names are case-insensitive)",
-                    {"name": repr(name)},
-                )
-            folded[name] = value
-        return folded
+    def _every_rule_at_once(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        folded = fold_field_names(cls.model_fields, data)
+        return validate_all_at_once(cls, folded, handler, _target_rules(folded))
 
     _organizer = field_validator("organizer")(_check_organizer)
+    _day = field_validator("occurrenceDate", mode="before")(check_day)
     _event_id = field_validator("eventId")(_check_optional_event_id)
     _comment = field_validator("comment")(_check_comment)
 
@@ -159,33 +150,6 @@ class CancelRequest(BaseModel):
             raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Berlin") from None
         return value
 
-    @model_validator(mode="after")
-    def _one_target(self) -> CancelRequest:
-        if (self.eventId is None) == (self.iCalUId is None):
-            field = "eventId" if self.iCalUId is None else "iCalUId"
-            raise PydanticCustomError(
-                "target",
-                "required: either eventId (the Graph REST id) or iCalUId, not both"
-                if self.eventId
-                else "required: " + FIELD_HELP["eventId"] + " (or iCalUId instead)",
-                {"field": field},
-            )
-        if (self.occurrenceDate is None) != (self.timeZone is None):
-            missing = "timeZone" if self.timeZone is None else "occurrenceDate"
-            raise PydanticCustomError(
-                "occurrence",
-                "required with "
-                + ("occurrenceDate" if missing == "timeZone" else "timeZone")
-                + ": "
-                + FIELD_HELP[missing],
-                {"field": missing},
-            )
-        if self.occurrenceDate is not None and self.eventId is None:
-            raise PydanticCustomError(
-                "occurrence", "occurrenceDate needs the eventId of the series master", {"field": "occurrenceDate"}
-            )
-        return self
-
     @property
     def target(self) -> str:
         """What the request points at, whatever form the caller named it in."""
@@ -206,6 +170,26 @@ class CancelRequest(BaseModel):
         zone = ZoneInfo(self.timeZone)
         start = datetime.combine(self.occurrenceDate, time.min, zone)
         return start, start + timedelta(days=1)
+
+
+def _target_rules(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The rules between fields, read from what was sent (present means not null), so they are
+    reported together with every field's own rule."""
+    sent = {name for name in ("eventId", "iCalUId", "occurrenceDate", "timeZone") if data.get(name) is not None}
+    broken: list[tuple[str, str, str]] = []
+    if {"eventId", "iCalUId"} <= sent:
+        broken.append(("iCalUId", "target", "send one of eventId or iCalUId, not both"))
+    elif not {"eventId", "iCalUId"} & sent:
+        broken.append(("eventId", "target", "required: " + FIELD_HELP["eventId"] + " (or iCalUId instead)"))
+    if "occurrenceDate" in sent and "timeZone" not in sent:
+        broken.append(("timeZone", "occurrence", "required with occurrenceDate: " + FIELD_HELP["timeZone"]))
+    elif "timeZone" in sent and "occurrenceDate" not in sent:
+        broken.append(
+            ("occurrenceDate", "occurrence", "required with timeZone: the day (YYYY-MM-DD) of the occurrence to cancel")
+        )
+    if "occurrenceDate" in sent and "iCalUId" in sent and "eventId" not in sent:
+        broken.append(("occurrenceDate", "occurrence", "occurrenceDate needs the eventId of the series master"))
+    return broken
 
 
 class QueuedCancelRequest(CancelRequest):
@@ -254,6 +238,10 @@ class CancellationStatus(BaseModel):
     )
     target: str | None = Field(None, description="What the request named when it was not a plain event id")
     batchId: str | None = Field(None, description="The batch this request belongs to, if any")
+    follows: str | None = Field(
+        None,
+        description="Another request for the same meeting that holds its cancellation; this one ends with its outcome",
+    )
     createdAt: datetime = Field(description="When the request was accepted")
     updatedAt: datetime = Field(description="When the status last changed")
     attempts: int = Field(description="How many cancel calls were sent to Graph")

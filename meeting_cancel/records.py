@@ -50,6 +50,7 @@ class StatusRecord:
     has_comment: bool = False
     target: str | None = None
     batch_id: str | None = None
+    follows: str | None = None  # another request for the same meeting, whose outcome this one shares
     body_hash: str | None = None
     submitted_by: str | None = None
     authorized_by: str | None = None

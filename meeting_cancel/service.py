@@ -14,13 +14,16 @@ from datetime import datetime
 from random import Random
 from typing import TYPE_CHECKING
 
-from .concurrency import AdaptiveLimiter
+from .concurrency import AdaptiveLimiter, MailboxLimit
 from .config import Settings
 from .records import utcnow
 from .retry_policy import RetryPolicy
 
 if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
     from .graph import GraphClient
+    from .meeting_links import MeetingLinks
     from .record_store import RecordStore
     from .work_queue import WorkQueue
 
@@ -33,7 +36,9 @@ class Service:
     store: RecordStore
     queue: WorkQueue
     graph: GraphClient
-    limiter: AdaptiveLimiter
+    limiter: MailboxLimit
+    meetings: MeetingLinks
+    coordination: TableClient | None = None
     clock: Callable[[], datetime] = utcnow
     random: Random = field(default_factory=Random)
 
@@ -44,20 +49,55 @@ class Service:
     @classmethod
     def build(cls, settings: Settings) -> Service:
         from .graph import GraphClient
+        from .mailbox_slots import MailboxSlots
+        from .meeting_links import MeetingLinks
         from .status_store import StatusStore
+        from .storage import table_client
         from .work_queue import WorkQueue
 
+        coordination = table_client(settings.storage, coordination_table(settings))
+        slots = MailboxSlots(
+            coordination, slots=settings.graph_max_concurrency, lease_seconds=slot_lease_seconds(settings)
+        )
         return cls(
             settings=settings,
             store=StatusStore(settings),
             queue=WorkQueue(settings),
             graph=GraphClient(settings),
-            limiter=AdaptiveLimiter(maximum=settings.graph_max_concurrency),
+            limiter=MailboxLimit(AdaptiveLimiter(maximum=settings.graph_max_concurrency), slots),
+            meetings=MeetingLinks(coordination),
+            coordination=coordination,
         )
 
     def ensure_storage(self) -> None:
+        import contextlib
+
+        from azure.core.exceptions import ResourceExistsError
+
+        from .storage import storage_errors
+
         self.store.ensure_exists()
         self.queue.ensure_exists()
+        if self.coordination is not None:
+            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
+                self.coordination.create_table()
+
+
+SLOT_CALLS = 2  # a cancel may be sent twice under one slot (a 401 refreshes the token once)
+SLOT_MARGIN_SECONDS = 5.0
+
+
+def coordination_table(settings: Settings) -> str:
+    """The table beside the status table that holds the mailbox slots and the meeting rows, kept
+    apart so reading requests never meets them (``STATUS_TABLE_NAME`` + ``coord``)."""
+    return settings.table_name[:58] + "coord"
+
+
+def slot_lease_seconds(settings: Settings) -> float:
+    """How long a mailbox slot is held at most: the Graph calls it covers, each up to the timeout,
+    and a margin. A slot is given back as soon as the call returns; this bounds how long a dead
+    instance's slot stays taken."""
+    return SLOT_CALLS * settings.graph_timeout_seconds + SLOT_MARGIN_SECONDS
 
 
 _lock = threading.Lock()

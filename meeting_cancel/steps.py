@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import idempotency
 from .config import Settings
 from .errors import GraphError, GraphThrottled, GraphTransientError, IdentityUnavailable
 from .lifecycle import Failure
@@ -28,6 +29,13 @@ GONE_AFTER_UNKNOWN = "verified: the event was gone after an earlier attempt with
 GONE_AFTER_ATTEMPT = "verified: the event was gone after an earlier attempt"
 CANCELLED_BY_GRAPH = "cancelled by Graph"
 MAYBE_SENT = "the last attempt's outcome is unknown: the cancel may have been sent"
+FOLLOW_POLL_SECONDS = 2.0
+FOLLOW_MAX_WAIT_SECONDS = 60.0
+# Graph's answers that settle a meeting for every request naming it (``graph.PERMANENT_CODES``): a
+# request that follows an owner which failed so shares the failure. Any other failure may pass
+# (throttling, outages, access policies still propagating, the allow-list changed), so a later
+# request takes the meeting over instead of being held back by it for good.
+SETTLED_FAILURES = frozenset({"eventNotFound", "notOrganizer", "invalidEventId"})
 
 
 # ----- the next step for a delivery
@@ -59,6 +67,13 @@ class Refuse:
 
 
 @dataclass(frozen=True)
+class Follow:
+    """Another request holds this meeting's cancellation: see how it is doing (``after_owner``)."""
+
+    owner_id: str
+
+
+@dataclass(frozen=True)
 class Resolve:
     """Find the Graph id of a meeting named by iCalUId or by series and date."""
 
@@ -78,7 +93,7 @@ class Cancel:
     lease_seconds: float
 
 
-Step = Conflict | Duplicate | ComeBackLater | Refuse | Resolve | Verify | Cancel
+Step = Conflict | Duplicate | ComeBackLater | Refuse | Follow | Resolve | Verify | Cancel
 
 
 def lease_seconds(settings: Settings) -> float:
@@ -86,14 +101,31 @@ def lease_seconds(settings: Settings) -> float:
     return SLOT_MAX_WAIT_SECONDS + settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
+def fingerprint(request: CancelRequest) -> str:
+    """The request's fingerprint, as its record keeps it (``body_hash``): every field but the
+    tracking id, the organizer in lower case (userPrincipalNames are case-insensitive)."""
+    document = request.model_dump(mode="json", exclude={"id"})
+    return idempotency.fingerprint({**document, "organizer": request.organizer.lower()})
+
+
 def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
-    """Whether a message is about the record's meeting (a tracking id names one meeting)."""
-    return (record.organizer, record.target or record.event_id) == (request.organizer, request.target)
+    """Whether a message is the record's own request: the same meeting and, where the record keeps
+    a fingerprint, the same fields (comment included). Another writer's message that reuses the id
+    with its own text is not the request, so its text never reaches the attendees."""
+    same_meeting = (record.organizer.lower(), record.target or record.event_id) == (
+        request.organizer.lower(),
+        request.target,
+    )
+    if not same_meeting or record.body_hash is None:
+        return same_meeting
+    # Records written before the organizer was folded to lower case keep the fields as sent.
+    as_sent = idempotency.fingerprint(request.model_dump(mode="json", exclude={"id"}))
+    return record.body_hash in (fingerprint(request), as_sent)
 
 
 def next_step(record: StatusRecord, request: CancelRequest, now: datetime, settings: Settings) -> Step:
     if not belongs_to(record, request):
-        return Conflict(f"the tracking id {record.id!r} already belongs to another meeting")
+        return Conflict(f"the tracking id {record.id!r} already belongs to another request")
     if record.status.final:
         return Duplicate("duplicate delivery of a finished request; completing it")
     if record.in_flight_until and record.in_flight_until > now:
@@ -109,11 +141,62 @@ def next_step(record: StatusRecord, request: CancelRequest, now: datetime, setti
         return Duplicate("early copy of a request waiting for its retry; completing it")
     if not settings.organizers.allows(record.organizer):
         return Refuse(Failure("organizerNotAllowed", settings.organizers.refusal(record.organizer)))
+    if record.follows:
+        return Follow(record.follows)
     if not record.event_id:
         return Resolve()
     if record.outcome_unknown or record.in_flight_until:
         return Verify(record.event_id)
     return Cancel(record.event_id, lease_seconds(settings))
+
+
+# ----- when another request holds the meeting (``meeting_links``)
+@dataclass(frozen=True)
+class Share:
+    """The owner's outcome settles the meeting: end with it, no Graph call of our own."""
+
+    owner: StatusRecord
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The owner is still working on the meeting: link to it and look again in ``delay`` seconds."""
+
+    owner: StatusRecord
+    delay: float
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    """The owner failed for a reason that may pass, or vanished: hold the meeting ourselves.
+    ``doubt``: the owner may have cancelled it, so read the event before any cancel."""
+
+    doubt: bool
+
+
+OwnerStep = Share | Wait | TakeOver
+
+
+def after_owner(owner: StatusRecord | None, now: datetime) -> OwnerStep:
+    """What a request does about the request that holds its meeting."""
+    if owner is None:  # removed (retention, or intake undoing a request): its outcome is unknown
+        return TakeOver(doubt=True)
+    if not owner.status.final:
+        return Wait(owner, follow_delay(owner, now))
+    if owner.status == Status.CANCELLED or owner.error_code in SETTLED_FAILURES:
+        return Share(owner)
+    maybe_sent = owner.resolution == MAYBE_SENT or (owner.status != Status.FAILED and owner.attempts > 0)
+    return TakeOver(doubt=maybe_sent)
+
+
+def follow_delay(owner: StatusRecord, now: datetime) -> float:
+    """When a follower looks again: just after the owner's next attempt when it is backing off,
+    and less often the longer the owner has not moved (2 s to 60 s), so a follower of a stalled
+    owner costs a read a minute, not one every 2 s."""
+    due = owner.next_attempt_at if owner.status == Status.RETRYING else None
+    until_due = (due - now).total_seconds() + 1.0 if due and due > now else 0.0
+    idle = (now - owner.updated_at).total_seconds() / 2
+    return min(max(until_due, idle, FOLLOW_POLL_SECONDS), FOLLOW_MAX_WAIT_SECONDS)
 
 
 def resolved(request: CancelRequest, found: list[str]) -> str | Failure:
@@ -215,3 +298,36 @@ def after_error(
         gave_up = Failure(failure.code, f"{failure.message} (gave up after {dequeue_count} deliveries)", failure.graph)
         return GiveUp(gave_up, MAYBE_SENT if unknown else None, poison=True)
     return HostRetry(failure, unknown, policy.host_retry_seconds)
+
+
+# ----- an error nobody planned for
+UNEXPECTED = "internalError"
+
+
+def after_unexpected(
+    record: StatusRecord | None,
+    request: CancelRequest,
+    error: BaseException,
+    *,
+    now: datetime,
+    claimed_here: bool,
+    dequeue_count: int,
+    policy: RetryPolicy,
+) -> GiveUp | None:
+    """What an error the code does not handle leads to. Before the last delivery: nothing, the
+    host delivers the message again. On the last one the message is about to leave for poison, so
+    the request is recorded ``failed`` with a code first; an accepted id never stays pending.
+    Left alone: a record already final, one of another request, and one whose lease another
+    delivery holds (it is calling Graph and records its own outcome)."""
+    if not policy.last_delivery(dequeue_count) or record is None or record.status.final:
+        return None
+    if not belongs_to(record, request):
+        return None
+    if record.in_flight_until and record.in_flight_until > now and not claimed_here:
+        return None
+    failure = Failure(
+        UNEXPECTED,
+        f"an unexpected error ({type(error).__name__}) on the last of {dequeue_count} deliveries; "
+        "the message was moved to the poison queue",
+    )
+    return GiveUp(failure, MAYBE_SENT if record.outcome_unknown else None, poison=True)

@@ -7,17 +7,24 @@ ETags. This module only carries the steps out: it reads and writes the record, c
 takes the mailbox slot and talks to the queue.
 
 * A request is claimed (recorded with an unknown outcome and a lease) before Graph is called.
+* One Graph cancel per meeting, not only per request: before the cancel the request takes the
+  meeting's row (``meeting_links``); a request that finds another holding it follows that one
+  (``steps.after_owner``) and ends with its outcome, or takes the meeting over when the owner
+  failed for a reason that may pass.
+* The cancel runs inside one of the mailbox's slots shared by every instance (``concurrency``).
 * After an unknown outcome (timeout, reset, 5xx) the event is read before any new call: gone
   means our earlier call cancelled it.
 * Throttling puts a delayed copy on the queue and completes the message, so a good request never
   reaches poison by being throttled; other transient errors are raised for the host to retry.
 * A message is completed only once its outcome is recorded (or it is a duplicate); a message that
-  cannot be read or is invalid goes to poison at once, its status saying why.
+  cannot be read or is invalid goes to poison at once, its status saying why when it claims an id
+  nobody has (it never changes a record it does not own).
+* On the last delivery any error the code does not handle records ``failed`` before the message
+  leaves for poison (``steps.after_unexpected``), so an accepted id always ends final.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, steps
+from . import lifecycle, meeting_links, steps
 from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
-from .parsing import describe_errors, validation_detail
+from .parsing import UnreadableJson, describe_errors, load_json, validation_detail
 from .records import Status, StatusRecord
 from .work_queue import RecordNote, decode, take_note
 
@@ -68,7 +75,13 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     if isinstance(parsed, Outcome):
         return parsed
     request, request_id, note = parsed
-    return _Attempt(service, delivery, request, request_id, note).run()
+    attempt: _Attempt | None = None
+    try:
+        attempt = _Attempt(service, delivery, request, request_id, note)
+        return attempt.run()
+    except Exception as error:
+        _on_unhandled(service, delivery, request, request_id, error, claimed_here=bool(attempt and attempt.claimed))
+        raise
 
 
 def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str, RecordNote] | Outcome:
@@ -81,11 +94,9 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
             Failure("unreadableMessage", "the message is neither JSON text nor base64-encoded JSON"),
         )
     try:
-        document: Any = json.loads(text)
-    except json.JSONDecodeError as error:
-        return _poison(
-            service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error.msg}")
-        )
+        document: Any = load_json(text)
+    except UnreadableJson as error:
+        return _poison(service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error}"))
     note = take_note(document) if isinstance(document, dict) else RecordNote()
     claimed_id = document.get("id") if isinstance(document, dict) else None
     request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.fullmatch(claimed_id) else None
@@ -104,14 +115,51 @@ def _poison(service: Service, delivery: Delivery, request_id: str | None, failur
         failure.message,
         extra={"message_id": delivery.message_id, "request_id": request_id, "code": failure.code},
     )
-    service.queue.send_to_poison(delivery.body)
     if request_id is not None:
-        existing = service.store.get(request_id)
-        if existing is None:
-            service.store.insert(lifecycle.reject(request_id, failure, source="queue", now=service.clock()))
-        elif not existing.status.final and existing.source == "queue":
-            _write_final(service, existing, lambda r: lifecycle.fail(r, now=service.clock(), failure=failure))
+        # Recorded only under an id nobody holds: an existing record is another request's (its own
+        # messages are valid), and poisoning a message never finishes someone else's request.
+        # Recorded before the move, so a failed move is retried without a second poison copy.
+        service.store.insert(lifecycle.reject(request_id, failure, source="queue", now=service.clock()))
+    service.queue.send_to_poison(delivery.body)
     return Outcome.POISONED
+
+
+def _on_unhandled(
+    service: Service,
+    delivery: Delivery,
+    request: QueuedCancelRequest,
+    request_id: str,
+    error: Exception,
+    *,
+    claimed_here: bool,
+) -> None:
+    """Performs ``steps.after_unexpected`` for an error leaving ``process``: on the last delivery
+    the request is recorded failed before the host moves the message to poison."""
+    if isinstance(error, RetryLater) and not service.retry_policy.last_delivery(delivery.dequeue_count):
+        return
+    context = {"request_id": request_id, "message_id": delivery.message_id, "dequeue_count": delivery.dequeue_count}
+    try:
+        record = service.store.get(request_id)
+        decision = steps.after_unexpected(
+            record,
+            request,
+            error,
+            now=service.clock(),
+            claimed_here=claimed_here,
+            dequeue_count=delivery.dequeue_count,
+            policy=service.retry_policy,
+        )
+        if record is None or decision is None:
+            if not isinstance(error, RetryLater):
+                log.error("delivery failed: %s", type(error).__name__, extra=context, exc_info=error)
+            return
+        failure, resolution = decision.failure, decision.resolution
+        _write_final(
+            service, record, lambda r: lifecycle.fail(r, now=service.clock(), failure=failure, resolution=resolution)
+        )
+        log.error("request failed on its last delivery: %s", failure.message, extra=context, exc_info=error)
+    except Exception as recording:  # the original error is what the host sees
+        log.error("could not record the failure of the last delivery: %s", recording, extra=context)
 
 
 class _Attempt:
@@ -144,6 +192,7 @@ class _Attempt:
             self.record = stored
         else:
             self.record = self._fresh(request_id)
+        self.claimed = False
         self.context = {
             "request_id": request_id,
             "message_id": delivery.message_id,
@@ -153,7 +202,12 @@ class _Attempt:
     def _fresh(self, request_id: str) -> StatusRecord:
         self.unstored = True
         return lifecycle.accept(
-            request_id, self.request, source="queue", now=self.service.clock(), submitted_by="queue"
+            request_id,
+            self.request,
+            source="queue",
+            now=self.service.clock(),
+            submitted_by="queue",
+            body_hash=steps.fingerprint(self.request),
         )
 
     def run(self) -> Outcome:
@@ -206,6 +260,13 @@ class _Attempt:
                 return Outcome.REQUEUED
             case steps.Refuse(failure):
                 return self._finish(lambda r: lifecycle.fail(r, now=self.service.clock(), failure=failure))
+            case steps.Follow(owner_id):
+                owner = self.service.store.get(owner_id)
+                decision = steps.after_owner(owner, self.service.clock())
+                if isinstance(decision, steps.TakeOver):
+                    held = self._hold_meeting(self.record.event_id)
+                    return None if isinstance(held, meeting_links.Held) else held
+                return self._defer_to(decision)
             case steps.Resolve():
                 return self._resolve()
             case steps.Verify(event_id):
@@ -234,9 +295,60 @@ class _Attempt:
                 return None
         raise AssertionError("unreachable")
 
+    def _hold_meeting(self, event_id: str) -> Outcome | meeting_links.Held | None:
+        """Holds the meeting's row (Held: go on to Graph), follows its owner (an Outcome), or
+        records a take-over and decides again (None)."""
+        match meeting_links.hold(self.service, self.record, event_id):
+            case meeting_links.Held(took_over, doubt) as held:
+                if took_over:
+                    log.warning("took the meeting over from its previous owner", extra=self.context)
+                if not (self.record.follows or doubt):
+                    return held
+                if self._settled_now():
+                    return None  # the stored record may differ: decide again
+                self._save(lifecycle.take_over(self.record, now=self.service.clock(), outcome_unknown=doubt))
+                return None
+            case None:
+                self._send_copy(steps.BUSY_RETRY_SECONDS)
+                log.info("message put back: the meeting's row kept changing", extra=self.context)
+                return Outcome.REQUEUED
+            case decision:
+                if self._settled_now():
+                    return None  # the stored record may differ: decide again
+                return self._defer_to(decision)
+
+    def _defer_to(self, decision: steps.Share | steps.Wait) -> Outcome:
+        """Ends with the owner's outcome, or links to the owner and looks again later."""
+        match decision:
+            case steps.Share(owner):
+                return self._finish(lambda r: lifecycle.follow(r, owner, now=self.service.clock()))
+            case steps.Wait(owner, delay):
+                if self.record.follows != owner.id:
+                    self._save(lifecycle.link(self.record, owner.id, now=self.service.clock()))
+                self._send_copy(delay)
+                log.info(
+                    "request %s holds this meeting; following it, next look in %.1f s",
+                    owner.id,
+                    delay,
+                    extra=self.context,
+                )
+                return Outcome.REQUEUED
+        raise AssertionError(f"unknown decision {decision!r}")
+
+    def _settled_now(self) -> bool:
+        """Stores or reads the record when it came with the message or is not stored yet, before
+        anything is written to it; whether it had to (the step is then decided again)."""
+        if not (self.unstored or self.unconfirmed):
+            return False
+        self._settle_record()
+        return True
+
     def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
+        held = self._hold_meeting(event_id)
+        if not isinstance(held, meeting_links.Held):
+            return held
         claimed = lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds)
         # Recorded before the mailbox slot, so the slot covers the Graph call alone.
         if self.unstored:  # accepted and claimed in one insert
@@ -246,6 +358,7 @@ class _Attempt:
                 self._settle_record()
                 return None
             self.record = inserted
+            self.claimed = True
         else:
             try:
                 self._save(claimed)
@@ -257,6 +370,7 @@ class _Attempt:
                 log.info("message put back: the request changed while being claimed", extra=self.context)
                 return Outcome.REQUEUED
             self.unconfirmed = False
+            self.claimed = True
         with limiter.slot(organizer, max_wait=steps.SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:  # nothing was sent: the claim is undone
                 return self._schedule(

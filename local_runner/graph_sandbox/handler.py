@@ -150,6 +150,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _let_through(self, record: dict[str, Any], fault: Fault | None, mailbox: str) -> bool:
         """Answers an arranged status fault or Graph's throttling instead of the call (False)."""
+        if fault and fault.action == "raw":
+            record["status"] = fault.status
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(fault.body)))
+            self.end_headers()
+            self.wfile.write(fault.body)
+            return False
         if fault and fault.action == "status":
             record["status"] = fault.status
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}

@@ -24,8 +24,9 @@ class Fault:
 
     Actions: ``status`` (answer with that status, Graph error ``code`` and optional
     ``retry_after``), ``reset_after_apply`` (do the work, then drop the connection) and
-    ``slow_after_apply`` (do the work, then answer after ``delay`` seconds) and ``hook_after_apply``
-    (do the work, then run ``hook``, for a test to break something at exactly that moment).
+    ``slow_after_apply`` (do the work, then answer after ``delay`` seconds), ``hook_after_apply``
+    (do the work, then run ``hook``, for a test to break something at exactly that moment) and
+    ``raw`` (answer ``status`` with ``body`` as text/html, as a proxy in front of Graph may).
     """
 
     action: str
@@ -37,6 +38,7 @@ class Fault:
     delay: float = 0.0
     mailbox: str | None = None
     hook: Callable[[], None] | None = None
+    body: bytes = b""
 
 
 @dataclass

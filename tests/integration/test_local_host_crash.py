@@ -84,11 +84,15 @@ def test_a_killed_runner_restarted_on_its_data_finishes_every_request_once(
     done_before_restart = sandbox.successful_cancels()
     assert done_before_restart < len(events), "the crash came too late to test anything"
 
-    # Azurite, left behind, is stopped once and cleanly by its guard
-    wait_until(lambda: not any(port_open(p) for p in storage_ports), 60, "Azurite to stop")
-    azurite_log = (data_dir / "azurite" / "azurite.log").read_text()
-    for service in ("Queue", "Table"):
-        assert azurite_log.count(f"Azurite {service} service successfully closed") == 1, azurite_log
+    # Azurite, left behind, is stopped once and cleanly by its guard (a second SIGTERM mid-shutdown
+    # would kill it before these lines, and before it saved its data)
+    log_file = data_dir / "azurite" / "azurite.log"
+    closed = [f"Azurite {service} service successfully closed" for service in ("Blob", "Queue", "Table")]
+    wait_until(lambda: all(line in log_file.read_text() for line in closed), 60, "Azurite to close")
+    wait_until(lambda: not any(port_open(p) for p in storage_ports), 60, "Azurite to stop listening")
+    azurite_log = log_file.read_text()
+    for line in closed:
+        assert azurite_log.count(line) == 1, azurite_log
 
     second = RunnerProcess(PROJECT_ROOT, data_dir, **settings)
     try:

@@ -52,6 +52,11 @@ def table_ops(counts: Counter[str]) -> dict[str, int]:
     return {kind: n for kind, n in counts.items() if kind.startswith("table")}
 
 
+def coordination_ops(counts: Counter[str]) -> int:
+    """Writes to the coordination table (meeting rows, mailbox slots), another guarantee's cost."""
+    return sum(n for kind, n in counts.items() if kind.startswith("coordination"))
+
+
 def queue_writes(counts: Counter[str]) -> dict[str, int]:
     return {kind: n for kind, n in counts.items() if kind.startswith(("queue send", "queue delete", "queue update"))}
 
@@ -66,6 +71,7 @@ def test_http_request_costs_insert_and_send_then_one_conditional_claim_and_one_o
 
     assert counted.drain() == 1
     worker = counted.take()
+    assert coordination_ops(worker) == 3  # the meeting's row taken; a mailbox slot taken and given back
     assert table_ops(worker) == {"table update": 2}  # claim with intake's ETag, outcome; no read
     assert queue_writes(worker) == {"queue delete": 1}
     assert counted.status(response.body["id"]).body["status"] == "cancelled"
@@ -79,6 +85,7 @@ def test_workflow_message_is_recorded_already_claimed_in_one_insert(counted: Cou
 
     assert counted.drain() == 1
     worker = counted.take()
+    assert coordination_ops(worker) == 3  # the meeting's row taken; a mailbox slot taken and given back
     assert table_ops(worker) == {"table insert": 1, "table update": 1}  # accepted and claimed, outcome
     assert queue_writes(worker) == {"queue delete": 1}
     final = counted.status("wf-claimed-1").body

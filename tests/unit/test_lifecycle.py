@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from meeting_cancel import lifecycle, steps
+from meeting_cancel import idempotency, lifecycle, steps
 from meeting_cancel.config import Settings
 from meeting_cancel.errors import (
     GraphAnswer,
@@ -51,6 +51,9 @@ def later(seconds: float) -> datetime:
 def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status: Status) -> None:
     moves = {
         Move.RESOLVE: lambda r: lifecycle.resolve(r, EVENT, now=NOW),
+        Move.LINK: lambda r: lifecycle.link(r, "r-0", now=NOW),
+        Move.FOLLOW: lambda r: lifecycle.follow(r, record(id="r-0", status=Status.CANCELLED), now=NOW),
+        Move.TAKE_OVER: lambda r: lifecycle.take_over(r, now=NOW, outcome_unknown=True),
         Move.CLAIM: lambda r: lifecycle.claim(r, now=NOW, lease_seconds=40),
         Move.RELEASE: lambda r: lifecycle.release(r, now=NOW, due=later(5)),
         Move.CONFIRM_PRESENT: lambda r: lifecycle.confirm_present(r, now=NOW),
@@ -277,3 +280,99 @@ def test_giving_up_on_the_last_delivery_says_how_many_and_whether_the_cancel_may
     assert step.poison
     assert "5 deliveries" in step.failure.message
     assert step.resolution == steps.MAYBE_SENT
+
+
+# ----- whose message it is (issue 15: another writer reusing an id)
+HTTP_REQUEST = QueuedCancelRequest(
+    organizer="Adele.Vance@contoso.com", eventId=EVENT, comment="Closed for the holidays."
+)
+
+
+def fingerprinted(request: QueuedCancelRequest) -> StatusRecord:
+    accepted = lifecycle.accept("r-1", request, source="http", now=NOW, body_hash=steps.fingerprint(request))
+    return replace(accepted, id="r-1")
+
+
+@pytest.mark.parametrize(
+    ("message", "belongs"),
+    [
+        (HTTP_REQUEST, True),
+        (HTTP_REQUEST.model_copy(update={"id": "r-1"}), True),  # the id is not part of the fingerprint
+        (HTTP_REQUEST.model_copy(update={"organizer": "adele.vance@CONTOSO.com"}), True),  # UPNs ignore case
+        (HTTP_REQUEST.model_copy(update={"comment": "Gotcha: click here"}), False),
+        (HTTP_REQUEST.model_copy(update={"comment": None}), False),
+        (HTTP_REQUEST.model_copy(update={"eventId": "AAMkOther="}), False),
+    ],
+)
+def test_a_message_belongs_to_a_record_only_with_the_records_fingerprint(
+    message: QueuedCancelRequest, belongs: bool
+) -> None:
+    stored = fingerprinted(HTTP_REQUEST)
+    assert steps.belongs_to(stored, message) is belongs
+    step = steps.next_step(stored, message, NOW, SETTINGS)
+    assert isinstance(step, steps.Cancel if belongs else steps.Conflict)
+
+
+def test_a_record_fingerprinted_before_organizers_were_folded_still_knows_its_message() -> None:
+    legacy = replace(
+        fingerprinted(HTTP_REQUEST),
+        body_hash=idempotency.fingerprint(HTTP_REQUEST.model_dump(mode="json", exclude={"id"})),
+    )
+    assert steps.belongs_to(legacy, HTTP_REQUEST)
+
+
+def test_the_organizers_case_does_not_change_the_fingerprint() -> None:
+    lower = HTTP_REQUEST.model_copy(update={"organizer": HTTP_REQUEST.organizer.lower()})
+    assert steps.fingerprint(lower) == steps.fingerprint(HTTP_REQUEST)
+
+
+# ----- an error nobody planned for: on the last delivery the request ends failed
+UNEXPECTED: list[tuple[str, dict[str, Any], int, bool, str | None]] = [
+    ("before the last delivery the host tries again", {}, 4, False, None),
+    ("the last delivery records failed", {}, 5, False, "failed"),
+    ("after its own claim the cancel may have gone", claimed, 5, True, steps.MAYBE_SENT),
+    ("another delivery's lease is left to it", claimed, 5, False, None),
+    (
+        "a lapsed lease of another delivery is failed",
+        {**claimed, "in_flight_until": later(-1)},
+        5,
+        False,
+        steps.MAYBE_SENT,
+    ),
+    ("a final record stays as it is", {"status": Status.CANCELLED}, 5, False, None),
+    ("another request's record is left alone", {"organizer": "megan.bowen@contoso.com"}, 5, False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("situation", "changes", "delivery", "claimed_here", "expected"), UNEXPECTED, ids=[c[0] for c in UNEXPECTED]
+)
+def test_after_unexpected(
+    situation: str, changes: dict[str, Any], delivery: int, claimed_here: bool, expected: str | None
+) -> None:
+    step = steps.after_unexpected(
+        record(**changes),
+        REQUEST,
+        OverflowError("date value out of range"),
+        now=NOW,
+        claimed_here=claimed_here,
+        dequeue_count=delivery,
+        policy=POLICY,
+    )
+    if expected is None:
+        assert step is None
+        return
+    assert isinstance(step, steps.GiveUp)
+    assert step.poison
+    assert step.failure.code == "internalError"
+    assert "OverflowError" in step.failure.message
+    assert step.resolution == (expected if expected == steps.MAYBE_SENT else None)
+
+
+def test_no_record_means_nothing_to_fail() -> None:
+    assert (
+        steps.after_unexpected(
+            None, REQUEST, KeyError("id"), now=NOW, claimed_here=False, dequeue_count=5, policy=POLICY
+        )
+        is None
+    )

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, timedelta
 
 import pytest
 
 from cancel_function.responses import problem_response
+from meeting_cancel.batch_models import WindowRequest
 from meeting_cancel.models import MAX_COMMENT_LENGTH, CancelRequest, QueuedCancelRequest
-from meeting_cancel.parsing import parse_request
+from meeting_cancel.parsing import parse_model, parse_request
 from meeting_cancel.policy import OrganizerPolicy
 from meeting_cancel.problems import Problem
 from meeting_cancel.work_queue import encode
@@ -137,3 +139,183 @@ def test_queue_message_stays_under_the_queue_limit_with_the_longest_comment() ->
     request = post({"organizer": ORGANIZER, "eventId": "A" * 1024, "comment": worst})
     message = encode(QueuedCancelRequest(id=str(uuid.uuid4()), **request.model_dump()))
     assert len(message.encode("utf-8")) < 64 * 1024
+
+
+# ----- hostile and careless bodies (issue 15): a 400 that says what to fix, never a crash
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"[" * 60000, "nests"),
+        (b'{"organizer":' + b"1" * 60000 + b"}", "digits"),
+        (b'{"organizer": -' + b"9" * 5000 + b"}", "digits"),
+        (b'{"organizer": NaN, "eventId": "x"}', "NaN"),
+        (b'{"organizer": Infinity}', "Infinity"),
+        (b'{"organizer": "a@contoso.com", "organizer": "b@contoso.com", "eventId": "x"}', "twice"),
+        (b'{"comment": ' + b"[" * 40 + b"]" * 40 + b"}", "nests"),
+    ],
+)
+def test_documents_json_cannot_read_safely_are_a_400_naming_why(raw: bytes, fragment: str) -> None:
+    problem = refusal(raw=raw)
+    assert (problem.status, problem.code) == (400, "malformedJson")
+    assert fragment in problem.detail
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    request = post({"organizer": ORGANIZER, "eventId": VALID_ID, "comment": "[" * 500 + '\\"{' * 100})
+    assert request.comment is not None
+    assert request.comment.startswith("[[[")
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"organizer", "eventId"}),
+        ({"organizer": "adele"}, {"organizer", "eventId"}),
+        ({"organizr": ORGANIZER}, {"organizr", "organizer", "eventId"}),
+        ({"organizer": ORGANIZER, "evntId": VALID_ID, "comment": ""}, {"evntId", "eventId", "comment"}),
+        (
+            {"organizer": "x", "eventId": VALID_ID, "iCalUId": "u@x", "occurrenceDate": "2026-12-08"},
+            {"organizer", "iCalUId", "timeZone"},
+        ),
+        ({"organizer": ORGANIZER, "eventId": VALID_ID, "timeZone": "UTC", "comment": 5}, {"occurrenceDate", "comment"}),
+    ],
+)
+def test_every_bad_field_is_listed_at_once_whatever_the_mix(body: object, fields: set[str]) -> None:
+    problem = refusal(body)
+    assert {e["field"] for e in problem.errors} == fields
+    assert all(field in problem.detail for field in fields)
+
+
+@pytest.mark.parametrize(
+    ("day", "zone"),
+    [("9999-12-31", "UTC"), ("0001-01-01", "Asia/Tokyo"), ("0001-01-01", "Pacific/Kiritimati"), ("3000-01-01", "UTC")],
+)
+def test_occurrence_days_outside_what_a_calendar_holds_are_400(day: str, zone: str) -> None:
+    errors = errors_of({"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": day, "timeZone": zone})
+    assert errors == {"occurrenceDate": "must be a day between 1900-01-01 and 2999-12-31"}
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "UTC"])
+@pytest.mark.parametrize("day", ["1900-01-01", "2999-12-31"])
+def test_the_first_and_last_days_have_a_window_in_every_zone(day: str, zone: str) -> None:
+    start, end = post(
+        {"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": day, "timeZone": zone}
+    ).occurrence_window()
+    assert end - start == timedelta(days=1)
+    assert start.astimezone(UTC) < end.astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    "day",
+    [
+        "x026-12-01",
+        "2026-13-01",
+        "2026-02-30",
+        "2026-12-01T00:00:01",
+        "2026-12-01T00:00:00",
+        "20261201",
+        20261201,
+        "",
+        None,
+    ],
+)
+def test_a_day_that_is_not_yyyy_mm_dd_says_the_format_not_the_parsers_words(day: object) -> None:
+    body = {"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": day, "timeZone": "UTC"}
+    errors = errors_of(body)
+    if day is None:  # null is "not sent": the time zone then lacks its day
+        assert errors == {"occurrenceDate": "required with timeZone: the day (YYYY-MM-DD) of the occurrence to cancel"}
+        return
+    assert list(errors) == ["occurrenceDate"]
+    assert errors["occurrenceDate"].startswith("must be a day as YYYY-MM-DD")
+    assert "character" not in errors["occurrenceDate"]
+    assert "zero time" not in errors["occurrenceDate"]
+
+
+def test_a_missing_time_zone_is_named_once_without_a_doubled_phrase() -> None:
+    errors = errors_of({"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": "2026-12-08"})
+    assert errors["timeZone"].count("with occurrenceDate") == 1
+    assert errors["timeZone"].startswith("required with occurrenceDate: ")
+
+
+def test_event_id_and_ical_uid_together_say_send_one_of() -> None:
+    errors = errors_of({"organizer": ORGANIZER, "eventId": VALID_ID, "iCalUId": "u@x"})
+    assert errors == {"iCalUId": "send one of eventId or iCalUId, not both"}
+
+
+@pytest.mark.parametrize("name", ["x\nERROR forged line", "tab\there", "bell\x07", "z" * 5000])
+def test_field_names_from_the_body_are_escaped_and_cut_short(name: str) -> None:
+    problem = refusal({"organizer": ORGANIZER, "eventId": VALID_ID, name: 1})
+    [error] = problem.errors
+    assert error["field"].isprintable()
+    assert len(error["field"]) <= 65
+    assert "\n" not in problem.detail
+    assert "\t" not in problem.detail
+    assert error["message"].startswith("unknown field")
+
+
+# ----- the offboarding body is read the way the cancellation body is
+def window_refusal(body: object) -> dict[str, str]:
+    with pytest.raises(Problem) as refused:
+        parse_model(json.dumps(body).encode(), WindowRequest, content_type="application/json")
+    assert (refused.value.status, refused.value.code) == (400, "invalidRequest")
+    return {e["field"]: e["message"] for e in refused.value.errors}
+
+
+def test_window_field_names_are_read_case_insensitively() -> None:
+    window = parse_model(
+        b'{"From": "2026-12-01T00:00:00Z", "TO": "2026-12-31T00:00:00+01:00", "Preview": true, "SubjectContains": "x"}',
+        WindowRequest,
+        content_type="application/json",
+    )
+    assert (window.start.day, window.end.day, window.preview, window.subjectContains) == (1, 31, True, "x")
+
+
+def test_start_and_end_are_not_silently_taken_for_from_and_to() -> None:
+    errors = window_refusal({"start": "2026-12-01T00:00:00Z", "end": "2026-12-31T00:00:00Z"})
+    assert set(errors) == {"from", "to", "start", "end"}
+    assert "did you mean 'from'" in errors["start"]
+    assert "did you mean 'to'" in errors["end"]
+    assert errors["from"].startswith("required: the start of the window")
+
+
+def test_every_bad_window_field_is_listed_at_once() -> None:
+    errors = window_refusal({"from": "2026-12-01", "comment": "", "preview": "maybe", "subjectContans": "x"})
+    assert set(errors) == {"from", "to", "comment", "preview", "subjectContans"}
+    assert "did you mean 'subjectContains'" in errors["subjectContans"]
+    assert errors["preview"] == "must be true or false"
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00+14:00", "0001-01-02T00:00:00Z"),
+        ("9999-12-30T00:00:00Z", "9999-12-31T23:00:00-05:00"),
+        ("0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00"),
+        ("1899-12-31T23:59:59-12:00", "1900-01-02T00:00:00Z"),
+    ],
+)
+def test_windows_at_the_datetime_extremes_are_400_naming_the_range(start: str, end: str) -> None:
+    errors = window_refusal({"from": start, "to": end})
+    assert errors
+    assert all(message == "must be between 1900-01-01 and 2999-12-31" for message in errors.values())
+
+
+@pytest.mark.parametrize("moment", ["2026-12-01", "yesterday", "2026-12-01T25:00:00Z", 1764547200, "", None, []])
+def test_a_moment_that_is_not_iso_8601_says_the_format(moment: object) -> None:
+    errors = window_refusal({"from": moment, "to": "2026-12-31T00:00:00Z"})
+    assert list(errors) == ["from"]
+    assert errors["from"].startswith(("must be a date and time with a UTC offset", "needs a UTC offset"))
+
+
+def test_the_widest_window_at_the_edges_of_the_range_is_accepted() -> None:
+    window = parse_model(
+        b'{"from": "1900-01-01T00:00:00+14:00", "to": "1901-01-01T00:00:00Z"}', WindowRequest, content_type=None
+    )
+    assert window.start.astimezone(UTC).year == 1899
+
+
+def test_a_body_of_thousands_of_bad_fields_gets_a_short_answer() -> None:
+    problem = refusal({"organizer": ORGANIZER, "eventId": VALID_ID, **{f"field{n}": 1 for n in range(3000)}})
+    assert len(problem.errors) == 21
+    assert problem.errors[-1] == {"field": "(more)", "message": "2980 more problems not listed"}
+    assert len(problem.to_json()) < 8000
