@@ -304,8 +304,8 @@ class _Attempt:
                     log.warning("took the meeting over from its previous owner", extra=self.context)
                 if not (self.record.follows or doubt):
                     return held
-                if self._settled_now():
-                    return None  # the stored record may differ: decide again
+                if self._settled_now() and self.record.status.final:
+                    return None  # finished meanwhile: decide again (a duplicate)
                 self._save(lifecycle.take_over(self.record, now=self.service.clock(), outcome_unknown=doubt))
                 return None
             case None:
@@ -313,8 +313,8 @@ class _Attempt:
                 log.info("message put back: the meeting's row kept changing", extra=self.context)
                 return Outcome.REQUEUED
             case decision:
-                if self._settled_now():
-                    return None  # the stored record may differ: decide again
+                if self._settled_now() and self.record.status.final:
+                    return None  # finished meanwhile: decide again (a duplicate)
                 return self._defer_to(decision)
 
     def _defer_to(self, decision: steps.Share | steps.Wait) -> Outcome:
@@ -337,7 +337,7 @@ class _Attempt:
 
     def _settled_now(self) -> bool:
         """Stores or reads the record when it came with the message or is not stored yet, before
-        anything is written to it; whether it had to (the step is then decided again)."""
+        anything is written to it (a take-over keeps the doubt it found); whether it had to."""
         if not (self.unstored or self.unconfirmed):
             return False
         self._settle_record()
