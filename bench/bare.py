@@ -1,7 +1,9 @@
 """The bare calls a queue-path cancellation needs, made directly with the same SDKs and the same
 client options as the app, in a process of its own so that its CPU is its own
 (``python -m bench.bare``): receive messages (a batch at a time), and for each one insert the
-claimed record, POST the cancel to Graph, replace the record with its outcome, delete the message.
+claimed record, insert the meeting's row, take a mailbox slot (a conditional write), POST the
+cancel to Graph, give the slot back (a conditional write), replace the record with its outcome,
+delete the message: the operations ``bench.minimums`` lists for the queue path.
 
 Reads a JSON job on standard input; prints ``{"cpu": seconds, "count": n}`` for the calls alone
 (imports and client construction excluded)."""
@@ -29,6 +31,8 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     table = TableClient.from_connection_string(job["connection"], job["table"], **OPTIONS)
     table.create_table()
+    coordination = TableClient.from_connection_string(job["connection"], job["table"] + "coord", **OPTIONS)
+    coordination.create_table()
     queue = QueueClient.from_connection_string(job["connection"], job["queue"], **OPTIONS)
     graph = requests.Session()
     graph.trust_env = False
@@ -56,8 +60,17 @@ def main() -> int:
             "throttle_count": 0,
         }
         metadata = table.create_entity(entity)
+        coordination.create_entity(
+            {"PartitionKey": f"meeting-{uuid.uuid4().hex}", "RowKey": "meeting", "owner": document["id"]}
+        )
+        slot = {"PartitionKey": f"slots-{uuid.uuid4().hex}", "RowKey": "0", "holder": document["id"], "expires_at": now}
+        taken = coordination.create_entity(slot)
         url = f"{job['graph']}/users/{document['organizer']}/events/{document['eventId']}/cancel"
         graph.post(url, json={}, headers={**headers, "client-request-id": str(uuid.uuid4())}, timeout=30)
+        slot.update(holder="", expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+        coordination.update_entity(
+            slot, mode=UpdateMode.REPLACE, etag=taken["etag"], match_condition=MatchConditions.IfNotModified
+        )
         entity.update(status="cancelled", outcome_unknown=False, updated_at=datetime.now(UTC))
         del entity["in_flight_until"]
         table.update_entity(

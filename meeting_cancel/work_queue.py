@@ -47,10 +47,9 @@ class RecordNote:
 
 def encode(request: QueuedCancelRequest, note: RecordNote | None = None) -> str:
     """The message text for a request: compact JSON without the fields left out."""
-    text = request.model_dump_json(exclude_none=True)
     if note is None or (note.record is None and not note.exists):
-        return text
-    document = json.loads(text)
+        return request.model_dump_json(exclude_none=True)
+    document = request.model_dump(mode="json", exclude_none=True)
     document[RECORD_KEY] = note.record.snapshot() if note.record is not None else {"etag": None}
     return json.dumps(document, separators=(",", ":"))
 
