@@ -6,7 +6,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
-TYPED := meeting_cancel cancel_function queue_trigger function_app.py local_runner bench tests
+TYPED := meeting_cancel cancel_function queue_trigger sweep_timer function_app.py local_runner bench tests
 
 .PHONY: help install run unit test lint fmt schemas bench clean
 

@@ -4,8 +4,7 @@ measured apart from Azurite, the Graph sandbox and the benchmark's clients (``py
 It serves the real app against the storage and Graph named in its environment and reads
 ``BENCH_HOST_JSON`` (host.json's queue settings) when set. Logging is at WARNING: in Azure the
 Functions host, not the Python process, writes the invocation log, and the bench measures the
-Python process. ``BENCH_BATCH_SPACING`` replaces the batches' fixed pacing (seconds between
-children), so a 200-meeting batch is measured in seconds instead of minutes. It prints ``ready
+Python process. It prints ``ready
 <base url> <key>`` once serving and stops when its standard input closes."""
 
 from __future__ import annotations
@@ -22,10 +21,6 @@ from .harness import ROOT
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if "BENCH_BATCH_SPACING" in os.environ:
-        from meeting_cancel import batches
-
-        batches.SECONDS_BETWEEN_SENDS = float(os.environ["BENCH_BATCH_SPACING"])
     runner = LocalRunner(
         port=0,
         values=dict(os.environ),

@@ -42,6 +42,11 @@ COORDINATION = [
         "Graph's 4 per mailbox across instances: a mailbox slot taken with a conditional write (mailbox_slots)",
     ),
     Operation("coordination write", "… and given back once the call returns"),
+    Operation(
+        "coordination read",
+        "Exchange's recipient limit: the mailbox's recipient budget read (recipient_budget)",
+    ),
+    Operation("coordination write", "… and the notice's recipients reserved with a conditional write"),
 ]
 HTTP_PATH += COORDINATION
 

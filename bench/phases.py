@@ -175,7 +175,7 @@ def offboarding(bench: Bench, rows: list[Row], host_json: Path | None = None) ->
     transaction counted until the last outcome is recorded, against the design's minimum."""
     n = 200
     organizer = "leaver@contoso.com"
-    stack = Stack(bench, counted=True, host_json=host_json, extra={"BENCH_BATCH_SPACING": "0"})
+    stack = Stack(bench, counted=True, host_json=host_json)
     host = stack.host()
     warm_up(bench, stack, host)
     events = {event for _, event in bench.meetings([organizer], n)}

@@ -44,7 +44,8 @@ def answers_problems(handler: Handler) -> Handler:
 
 
 def caller_of(req: func.HttpRequest, app: service.Service) -> callers.Caller:
-    return callers.identify(req.headers, app.settings)
+    """Who calls; the query is read for the function key a caller may send as ``code``."""
+    return callers.identify(req.headers, app.settings, req.params)
 
 
 @bp.route(route="cancellations", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)

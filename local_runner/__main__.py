@@ -14,6 +14,7 @@ from meeting_cancel.errors import ConfigurationError
 
 from .azurite import DEVELOPMENT_PORTS
 from .graph_sandbox import rest_id
+from .graph_sandbox.seed import ALL_DAY_SERIES, WEEKLY_SERIES
 from .index import UnsupportedBinding
 from .keys import KEY_HEADER, KEY_SETTING
 from .runner import LocalRunner, StartupError
@@ -82,6 +83,11 @@ def banner(runner: LocalRunner) -> str:
             '    -d \'{"organizer": "adele.vance@contoso.com", "eventId": "'
             + rest_id("demo/planning")
             + '", "comment": "Planning moves to January."}\'',
+            "One occurrence of the seeded series (the 15th was moved to the 16th; the all-day rota: Fridays):",
+            f'  -d \'{{"organizer": "adele.vance@contoso.com", "eventId": "{WEEKLY_SERIES}", '
+            '"occurrenceDate": "2026-12-15", "timeZone": "W. Europe Standard Time"}\'',
+            f'  -d \'{{"organizer": "adele.vance@contoso.com", "eventId": "{ALL_DAY_SERIES}", '
+            '"occurrenceDate": "2026-12-11", "timeZone": "Europe/Berlin"}\'',
             "Then poll the Location header it returns, e.g.",
             f'  curl -H "{KEY_HEADER}: {key}" {api}/cancellations/<id>',
             f"and see who was told: curl {sandbox}/sandbox/outbox",

@@ -53,6 +53,13 @@ class WindowRequest(BaseModel):
         str | None, Field(min_length=1, max_length=255, description="Only meetings whose subject contains this text")
     ] = None
     preview: Annotated[bool, Field(description="List the meetings without cancelling anything")] = False
+    scope: Annotated[
+        Literal["series", "occurrences"],
+        Field(
+            description="series (default): a series is cancelled once through its master, every occurrence with it, "
+            "past and beyond the window; occurrences: only the occurrences inside the window, one request each"
+        ),
+    ] = "series"
 
     _comment = field_validator("comment")(_check_comment)
     _moment = field_validator("start", "end", mode="before")(check_moment)
@@ -72,15 +79,30 @@ class WindowRequest(BaseModel):
 
 
 class MeetingView(BaseModel):
-    """A meeting that a batch would cancel (a series once, through its master)."""
+    """A meeting that a batch would cancel: a series once through its master (with the whole span
+    the master cancels), or, with ``scope: occurrences``, each occurrence in the window."""
 
     model_config = ConfigDict(frozen=True)
 
     eventId: str = Field(description="The Graph id (a series master for a series)")
     subject: str = Field(description="The subject of the meeting")
-    start: str = Field(description="When it starts (for a series, its first occurrence in the window), UTC")
+    start: str = Field(description="When it starts (for a series, its earliest occurrence in the window), UTC")
     attendees: int = Field(description="How many attendees get the notice")
-    kind: Literal["single", "series"] = Field(description="single or series")
+    kind: Literal["single", "series", "occurrence"] = Field(description="single, series or occurrence")
+    seriesStart: str | None = Field(
+        None, description="For a series: the first day of the whole series (cancelling the master cancels all of it)"
+    )
+    seriesEnd: str | None = Field(
+        None, description="For a series: its last day, or absent when the series has no end date"
+    )
+    seriesRange: str | None = Field(
+        None,
+        description="For a series: where the span comes from: endDate, noEnd or numbered (the master's recurrence), "
+        "or window (the master could not be read: its first and last occurrences in the window)",
+    )
+    occurrencesInWindow: int | None = Field(
+        None, description="For a series: how many of its occurrences are in the window"
+    )
 
 
 class BatchPreview(BaseModel):
@@ -89,6 +111,10 @@ class BatchPreview(BaseModel):
     organizer: str = Field(description="The mailbox of the organizer")
     count: int = Field(description="How many meetings the preview found")
     meetings: list[MeetingView] = Field(description="The meetings the preview found")
+    recipients: int = Field(description="How many notices in all: the attendees of every meeting, rooms included")
+    estimatedCompletion: datetime | None = Field(
+        None, description="When the last notice is expected to go out, within the mailbox's recipient limit"
+    )
 
 
 class BatchRequestView(BaseModel):
@@ -106,6 +132,10 @@ class BatchStatus(BaseModel):
     total: int = Field(description="How many meetings the batch cancels")
     counts: dict[str, int] = Field(description="How many requests are in each status")
     done: bool = Field(description="Whether every request is final")
+    recipients: int | None = Field(None, description="How many notices the batch sends in all")
+    estimatedCompletion: datetime | None = Field(
+        None, description="While pending: when the last notice is expected to go out"
+    )
     requests: list[BatchRequestView] = Field(description="One cancellation request per meeting")
 
 
@@ -118,5 +148,6 @@ class BatchRecord(BaseModel):
     organizer: str
     count: int
     request_hash: str
+    recipients: int | None = None
     submitted_by: str | None = None
     created_at: datetime

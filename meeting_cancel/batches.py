@@ -1,9 +1,10 @@
 """Cancelling what an organizer organizes in a window: an HR system offboarding a leaver.
 
 Like Exchange's ``Remove-CalendarEvents -CancelOrganizedMeetings``, but with a message, a preview,
-and one tracked cancellation request per meeting through the existing queue, paced to stay within
-the mailbox's sending limits (about 30 cancellation mails a minute). A series is cancelled once,
-through its master, which cancels every occurrence, as Remove-CalendarEvents does.
+and one tracked cancellation request per meeting through the existing queue (``window_meetings``
+finds them). Nothing is paced here: the worker holds Graph's 4 concurrent requests per mailbox and
+Exchange's recipient rate limit (the recipient budget, shared with single requests), and each
+child carries its attendee count so the worker counts it without reading the event first.
 
 A replayed batch (same ``Idempotency-Key``) is answered from storage before Graph is asked
 anything, so a retry never fails because Graph is unavailable for a batch that already exists.
@@ -30,45 +31,18 @@ from .batch_models import (
 from .callers import Caller, authorize_read, authorize_submit
 from .errors import GraphError, GraphPermanentError, IdentityUnavailable
 from .intake import organizer_resolver
-from .models import MAX_ORGANIZER_LENGTH, TRACKING_ID, QueuedCancelRequest, _check_organizer
+from .models import MAX_ATTENDEES, MAX_ORGANIZER_LENGTH, TRACKING_ID, QueuedCancelRequest, _check_organizer
 from .parsing import parse_model, validation_detail
 from .problems import Problem
 from .records import Status
+from .window_meetings import estimated_completion, find_meetings
 from .work_queue import RecordNote
 
 if TYPE_CHECKING:
     from .service import Service
 
 log = logging.getLogger(__name__)
-SECONDS_BETWEEN_SENDS = 2.0  # 30 cancellation mails a minute per mailbox
 MAX_MEETINGS = 1000
-
-
-def find_meetings(
-    service: Service, organizer: str, window: WindowRequest, request_id: str, *, limit: int | None = None
-) -> list[MeetingView]:
-    """The meetings the organizer organizes in the window, not cancelled, with attendees; each
-    series once, through its master. Stops reading Graph's pages once ``limit`` are found."""
-    found: dict[str, MeetingView] = {}
-    needle = (window.subjectContains or "").lower()
-    for event in service.graph.calendar_view(organizer, window.start, window.end, request_id=request_id):
-        if not event.get("isOrganizer") or event.get("isCancelled") or not event.get("attendees"):
-            continue
-        if needle and needle not in str(event.get("subject", "")).lower():
-            continue
-        master = event.get("seriesMasterId")
-        key = str(master or event["id"])
-        if key not in found:  # calendarView is in start order: the first occurrence names the series
-            found[key] = MeetingView(
-                eventId=key,
-                subject=str(event.get("subject", "")),
-                start=str(event.get("start", {}).get("dateTime", "")),
-                attendees=len(event["attendees"]),
-                kind="series" if master else "single",
-            )
-            if limit is not None and len(found) >= limit:
-                break
-    return list(found.values())
 
 
 def submit(
@@ -83,28 +57,37 @@ def submit(
     """Returns the preview or the queued batch, and whether the answer is a preview."""
     organizer, window = _read(organizer, body, content_type)
     service.settings.organizers.require(organizer)
-    batch_id = idempotency.request_id_for(idempotency_key, caller)
+    batch_id = idempotency.request_id_for(idempotency_key, caller, service.store)
     request_hash = fingerprint(organizer, window)
     if not window.preview:
         existing = service.store.get_batch(batch_id)
         if existing is not None:
             # A replay, answered from storage before Graph is asked anything: the id is the caller's
-            # own (their label and key), so this is a status read by the batch's submitter.
+            # own (their scope and key), so this is a status read by the batch's submitter.
             idempotency.check_replay(existing.request_hash, request_hash)
             return batch_view(service, batch_id, caller=caller), False
     decision = authorize_submit(caller, organizer, object_id_of=organizer_resolver(service))
     meetings = _listed(service, organizer, window, batch_id)
+    recipients = sum(m.attendees for m in meetings)
     if window.preview:
         # Reading a mailbox's calendar is worth a line in the log: who, whose, how many.
         log.info("preview of %s's meetings by %s: %d found", organizer, caller.label, len(meetings))
-    if window.preview:
-        preview = BatchPreview(organizer=organizer, count=len(meetings), meetings=meetings)
-        return preview.model_dump(mode="json"), True
+        preview = BatchPreview(
+            organizer=organizer,
+            count=len(meetings),
+            meetings=meetings,
+            recipients=recipients,
+            estimatedCompletion=estimated_completion(
+                service, organizer, [m.attendees for m in meetings], service.clock(), service.budget.usage(organizer)
+            ),
+        )
+        return preview.model_dump(mode="json", exclude_none=True), True
     batch = BatchRecord(
         id=batch_id,
         organizer=organizer,
         count=len(meetings),
         request_hash=request_hash,
+        recipients=recipients,
         submitted_by=caller.label,
         created_at=service.clock(),
     )
@@ -182,20 +165,27 @@ def _listed(service: Service, organizer: str, window: WindowRequest, batch_id: s
 
 def fingerprint(organizer: str, window: WindowRequest) -> str:
     """The batch's fingerprint; the organizer in lower case, as userPrincipalNames are case-insensitive."""
-    return idempotency.fingerprint({"organizer": organizer.lower(), **window.model_dump(mode="json", by_alias=True)})
+    fields = window.model_dump(mode="json", by_alias=True)
+    if fields.get("scope") == "series":
+        del fields["scope"]  # the default: batches stored before it existed keep their fingerprint
+    return idempotency.fingerprint({"organizer": organizer.lower(), **fields})
 
 
 def _queue_children(
     service: Service, batch: BatchRecord, window: WindowRequest, meetings: list[MeetingView], decision: str
 ) -> None:
-    """Records and queues one request per meeting, spaced so the mailbox sends ~30 notices a minute.
-    The batch record is written last: a batch that exists is complete."""
-    for index, meeting in enumerate(meetings):
+    """Records and queues one request per meeting, each with its attendee count. The batch record is
+    written last: a batch that exists is complete."""
+    for meeting in meetings:
         child_id = str(uuid.uuid5(uuid.UUID(batch.id), meeting.eventId))
         message = QueuedCancelRequest(
-            id=child_id, organizer=batch.organizer, eventId=meeting.eventId, comment=window.comment
+            id=child_id,
+            organizer=batch.organizer,
+            eventId=meeting.eventId,
+            comment=window.comment,
+            recipients=min(meeting.attendees, MAX_ATTENDEES),
         )
-        record = lifecycle.accept(
+        record = lifecycle.admit(
             child_id,
             message,
             source="batch",
@@ -208,8 +198,8 @@ def _queue_children(
         # A retry of a batch that failed half-way finds some records already there; their messages
         # may be missing, so they are sent again: the worker completes a duplicate without a second call.
         stored = service.store.insert(record)
-        note = RecordNote(record=stored) if stored is not None else RecordNote(exists=True)
-        service.queue.send(message, delay_seconds=index * SECONDS_BETWEEN_SENDS, note=note)
+        # The message carries the record as stored, ETag included: the worker claims with one write.
+        service.queue.send(message, note=RecordNote(record=stored) if stored is not None else RecordNote(exists=True))
     service.store.put_batch(batch)
     log.info(
         "queued batch %s: %d meetings of %s (caller %s)", batch.id, batch.count, batch.organizer, batch.submitted_by
@@ -226,18 +216,26 @@ def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, 
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")
     authorize_read(caller, batch.submitted_by)
     children = service.store.by_batch(batch_id)
-    counts = Counter(str(child.status) for child in children)
+    counts = Counter(child.status.public for child in children)
+    done = all(child.status.final for child in children) and len(children) == batch.count
+    pending = [child.recipients or 0 for child in children if not child.status.final]
     view = BatchStatus(
         id=batch_id,
         organizer=batch.organizer,
         total=batch.count,
-        counts={status.value: counts.get(status.value, 0) for status in Status},
-        done=all(child.status.final for child in children) and len(children) == batch.count,
+        counts={status.public: counts.get(status.public, 0) for status in Status},
+        done=done,
+        recipients=batch.recipients,
+        estimatedCompletion=None
+        if done
+        else estimated_completion(
+            service, batch.organizer, pending, service.clock(), service.budget.usage(batch.organizer)
+        ),
         requests=[
             BatchRequestView(
                 id=c.id,
                 eventId=c.event_id,
-                status=str(c.status),
+                status=c.status.public,
                 error=c.error_code if c.error_code and c.status == Status.FAILED else None,
             )
             for c in sorted(children, key=lambda c: c.created_at)

@@ -18,15 +18,20 @@ names another issuer, or ``acct`` is 1) are refused: they cannot organize a mail
 
 The principal header is trusted only when the platform says authentication is on
 (``WEBSITE_AUTH_ENABLED=True``); anywhere else it is a forgery and gets 401.
+
+A caller's ``scope`` is what the platform proved about them, and what scopes their idempotency
+keys: in functionKey mode a SHA-256 of the function key they sent (the host validated it before
+the app ran; the key itself is never kept), in entra mode their object or application id.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
@@ -37,6 +42,8 @@ PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 ROLE_CANCEL_ANY = "Meetings.Cancel.Any"
 ROLE_READ_ALL = "Cancellations.Read.All"
 FUNCTION_KEY_CALLER = "functionKey"
+KEY_HEADER = "x-functions-key"
+KEY_QUERY = "code"
 _OID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 _TID = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid")
 _IDP = ("http://schemas.microsoft.com/identity/claims/identityprovider", "idp")
@@ -50,6 +57,14 @@ class Caller:
     kind: str  # "functionKey", "user" or "app"
     id: str
     roles: frozenset[str] = frozenset()
+    key_hash: str | None = field(default=None, repr=False)  # functionKey mode: SHA-256 of the key sent
+
+    @property
+    def scope(self) -> str:
+        """Whose idempotency keys these are: the function key's hash, or the Entra principal."""
+        if self.kind == FUNCTION_KEY_CALLER:
+            return f"{FUNCTION_KEY_CALLER}:{self.key_hash or ''}"
+        return self.label
 
     @property
     def label(self) -> str:
@@ -57,7 +72,7 @@ class Caller:
         return FUNCTION_KEY_CALLER if self.kind == FUNCTION_KEY_CALLER else f"{self.kind}:{self.id}"
 
 
-def identify(headers: Mapping[str, str], settings: Settings) -> Caller:
+def identify(headers: Mapping[str, str], settings: Settings, query: Mapping[str, str] | None = None) -> Caller:
     encoded = headers.get(PRINCIPAL_HEADER) or headers.get(PRINCIPAL_HEADER.lower())
     if encoded and not settings.platform_auth_enabled:
         raise Problem(
@@ -68,7 +83,7 @@ def identify(headers: Mapping[str, str], settings: Settings) -> Caller:
             "enabled for this app; remove the header.",
         )
     if settings.caller_auth != "entra":
-        return Caller(kind=FUNCTION_KEY_CALLER, id=FUNCTION_KEY_CALLER)
+        return Caller(kind=FUNCTION_KEY_CALLER, id=FUNCTION_KEY_CALLER, key_hash=key_hash(headers, query or {}))
     if not encoded:
         raise Problem(
             401,
@@ -77,6 +92,25 @@ def identify(headers: Mapping[str, str], settings: Settings) -> Caller:
             "Sign in with Microsoft Entra ID: send a bearer token for this app's registration.",
         )
     return _from_principal(encoded, tenant_id=settings.entra_tenant_id)
+
+
+def key_hash(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """SHA-256 of the function key the host accepted, read as the host reads it: the
+    ``x-functions-key`` header when sent, else the ``code`` query parameter (names compared
+    case-insensitively). Azure/azure-functions-host, ``src/WebJobs.Script.WebHost/Security/
+    Authentication/Keys/AuthenticationLevelHandler.cs``. A function key is a long random string,
+    so its unsalted hash reveals nothing and is never logged either."""
+    presented = _named(headers, KEY_HEADER)
+    if presented is None:
+        presented = _named(query, KEY_QUERY)
+    return hashlib.sha256(presented.encode()).hexdigest() if presented else None
+
+
+def _named(values: Mapping[str, str], wanted: str) -> str | None:
+    for name, value in values.items():
+        if name.lower() == wanted:
+            return value
+    return None
 
 
 ObjectIdResolver = Callable[[str], str | None]

@@ -67,6 +67,8 @@ class Settings:
     graph_timeout_seconds: float = 30.0
     graph_max_concurrency: int = 4
     throttle_max_wait_seconds: float = 24 * 3600.0
+    # Exchange Online's recipient rate limit per mailbox ("Exchange Online limits", sending limits)
+    mailbox_recipients_per_day: int = 10_000
 
     @property
     def poison_queue_name(self) -> str:
@@ -107,6 +109,7 @@ class Settings:
             graph_timeout_seconds=_number(env, "GRAPH_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             graph_max_concurrency=int(_number(env, "GRAPH_MAX_CONCURRENCY", 4, minimum=1)),
             throttle_max_wait_seconds=_number(env, "THROTTLE_MAX_WAIT_SECONDS", 86400.0, minimum=1),
+            mailbox_recipients_per_day=int(_number(env, "MAILBOX_RECIPIENTS_PER_DAY", 10_000, minimum=1)),
         )
 
 

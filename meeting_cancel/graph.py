@@ -1,8 +1,12 @@
-"""The Microsoft Graph calls the worker makes, and how their answers are classified.
+"""The Microsoft Graph calls the worker and the offboarding make.
 
 One credential and one pooled ``requests.Session`` per process: tokens are cached by
-azure-identity, connections are reused, and every call has a connect and a read timeout.
-Answers are classified on status and ``error.code`` (never the message), per DESIGN section 4.
+azure-identity, connections are reused, and every call has a connect and a read timeout. Each
+call sends a fresh GUID as ``client-request-id`` (Graph's best practices: "generate a unique GUID
+and send it on each Microsoft Graph REST request", and some workloads refuse anything else); the
+caller's tracking id stays in our logs. Every call is noted in the current ``journal`` (the
+worker shows them in the request's status) with Graph's ``request-id``, the id to quote to
+Microsoft. Answers are classified in ``graph_answers``.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,26 +27,35 @@ from azure.core.exceptions import AzureError
 from requests.adapters import HTTPAdapter
 
 from .config import Settings
-from .errors import GraphAnswer, GraphPermanentError, GraphThrottled, GraphTransientError, IdentityUnavailable
-from .records import utcnow
+from .errors import GraphAnswer, GraphError, GraphPermanentError, GraphTransientError, IdentityUnavailable
+from .graph_answers import (
+    PERMANENT_CODES,
+    UNKNOWN_OUTCOME_STATUSES,
+    classify,
+    graph_answer,
+    log_fields,
+    retry_after_seconds,
+)
+from .graph_journal import GraphCall, journal, note
+from .occurrences import EVENT_FIELDS, INSTANCE_FIELDS, EventFacts
+
+__all__ = [
+    "PERMANENT_CODES",
+    "UNKNOWN_OUTCOME_STATUSES",
+    "GraphCall",
+    "GraphClient",
+    "classify",
+    "graph_answer",
+    "graph_path",
+    "journal",
+    "retry_after_seconds",
+]
 
 log = logging.getLogger(__name__)
 USER_AGENT = "meeting-cancel-service/1.0"
 CONNECT_TIMEOUT_SECONDS = 5.0
 USER_CACHE_SECONDS = 300.0
-
-# (HTTP status, Graph error code) -> our code; a None code matches any code with that status.
-PERMANENT_CODES: dict[tuple[int, str | None], str] = {
-    (400, "ErrorInvalidIdMalformed"): "invalidEventId",
-    (400, "ErrorCalendarIsNotOrganizer"): "notOrganizer",
-    (400, None): "invalidRequest",
-    (403, None): "accessDenied",
-    (404, "ErrorItemNotFound"): "eventNotFound",
-    (404, "ErrorInvalidUser"): "organizerNotFound",
-    (404, "MailboxNotEnabledForRESTAPI"): "mailboxNotEnabled",
-    (404, None): "notFound",
-}
-UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 503, 504})
+PAGE_SIZE = 100
 
 
 def graph_path(*segments: str) -> str:
@@ -84,19 +98,41 @@ class GraphClient:
     def cancel(self, organizer: str, event_id: str, comment: str | None, *, request_id: str) -> None:
         """POSTs the cancel; returns on 202 and raises a classified ``GraphError`` otherwise."""
         body: dict[str, str] = {"comment": comment} if comment else {}
-        url = f"{self._base}/{graph_path('users', organizer, 'events', event_id, 'cancel')}"
-        self._call("POST", url, request_id=request_id, json=body)
+        url = self._url("users", organizer, "events", event_id, "cancel")
+        self._call("POST", url, request_id=request_id, operation="cancel", json=body)
 
-    def event_exists(self, organizer: str, event_id: str, *, request_id: str) -> bool:
-        """Reads the event after an unknown outcome: False when Graph no longer has it."""
-        url = f"{self._base}/{graph_path('users', organizer, 'events', event_id)}"
+    def event_facts(self, organizer: str, event_id: str, *, request_id: str) -> EventFacts:
+        """Reads the event before cancelling it: organizer, attendees, shape. Asked without
+        ``Prefer: IdType="ImmutableId"``, Graph answers with the REST id, also when the caller
+        named the event by its immutable id."""
+        url = self._url("users", organizer, "events", event_id)
+        event = self._call("GET", url, request_id=request_id, operation="read", params={"$select": EVENT_FIELDS})
+        return EventFacts.of(event.json())
+
+    def event_gone(self, organizer: str, event_id: str, *, request_id: str) -> bool:
+        """A single meeting or series master after our own cancel: a 404 on its REST id is
+        Graph's sign that it moved to Deleted Items (its REST id changed; graph-docs-contrib#8137)."""
+        url = self._url("users", organizer, "events", event_id)
         try:
-            response = self._call("GET", url, request_id=request_id, params={"$select": "id,isCancelled"})
+            self._call("GET", url, request_id=request_id, operation="verify", params={"$select": "id,isCancelled"})
         except GraphPermanentError as error:
             if error.answer.status == 404 and error.answer.code == "ErrorItemNotFound":
-                return False
+                return True
             raise
-        return not bool(response.json().get("isCancelled"))
+        return False
+
+    def occurrence_gone(
+        self, organizer: str, master_id: str, occurrence_id: str, window: tuple[datetime, datetime], *, request_id: str
+    ) -> bool:
+        """An occurrence after our own cancel: the master stays, the occurrence leaves its
+        ``instances`` (closeio/sync-engine#389: cancelled occurrences are not returned)."""
+        try:
+            listed = self.instances(organizer, master_id, *window, request_id=request_id, operation="verify")
+        except GraphPermanentError as error:
+            if error.answer.status == 404 and error.answer.code == "ErrorItemNotFound":
+                return True  # the whole series is gone
+            raise
+        return all(instance.get("id") != occurrence_id or instance.get("isCancelled") for instance in listed)
 
     def user_object_id(self, user: str, *, request_id: str) -> str:
         """The object id of a user named by userPrincipalName, cached for a few minutes.
@@ -110,83 +146,126 @@ class GraphClient:
         cached = self._user_ids.get(key)
         if cached and cached[1] > now:
             return cached[0]
-        url = f"{self._base}/{graph_path('users', user)}"
-        object_id = str(self._call("GET", url, request_id=request_id, params={"$select": "id"}).json()["id"]).lower()
+        url = self._url("users", user)
+        response = self._call("GET", url, request_id=request_id, operation="user", params={"$select": "id"})
+        object_id = str(response.json()["id"]).lower()
         self._user_ids[key] = (object_id, now + USER_CACHE_SECONDS)
         return object_id
 
     def find_by_ical_uid(self, organizer: str, ical_uid: str, *, request_id: str) -> list[str]:
         """The ids of the organizer's events with this iCalUId (a single meeting or a series master)."""
         quoted = ical_uid.replace("'", "''")
-        url = f"{self._base}/{graph_path('users', organizer, 'events')}"
+        url = self._url("users", organizer, "events")
         params = {"$filter": f"iCalUId eq '{quoted}'", "$select": "id,type,isOrganizer"}
-        events = self._call("GET", url, request_id=request_id, params=params).json().get("value", [])
+        events = self._call("GET", url, request_id=request_id, operation="find", params=params).json().get("value", [])
         return [str(e["id"]) for e in events]
 
-    def occurrence_ids(
-        self, organizer: str, series_id: str, start: datetime, end: datetime, *, request_id: str
-    ) -> list[str]:
-        """The ids of a series' occurrences that start within [start, end), not already cancelled."""
-        url = f"{self._base}/{graph_path('users', organizer, 'events', series_id, 'instances')}"
-        params = {"startDateTime": _utc(start), "endDateTime": _utc(end), "$select": "id,start,isCancelled"}
-        events = self._call("GET", url, request_id=request_id, params=params).json().get("value", [])
-        return [str(e["id"]) for e in events if not e.get("isCancelled")]
+    def instances(
+        self,
+        organizer: str,
+        series_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        request_id: str,
+        operation: str = "instances",
+    ) -> list[dict[str, Any]]:
+        """A series' occurrences and exceptions overlapping [start, end], every page, in UTC."""
+        url = self._url("users", organizer, "events", series_id, "instances")
+        params = {
+            "startDateTime": _utc(start),
+            "endDateTime": _utc(end),
+            "$top": str(PAGE_SIZE),
+            "$select": INSTANCE_FIELDS,
+        }
+        return list(self._pages(url, params, request_id=request_id, operation=operation))
+
+    def series(self, organizer: str, master_id: str, *, request_id: str) -> dict[str, Any]:
+        """A series master's ``recurrence`` (pattern and range): the whole span it cancels."""
+        url = self._url("users", organizer, "events", master_id)
+        params = {"$select": "id,subject,recurrence,start,attendees"}
+        return dict(self._call("GET", url, request_id=request_id, operation="series", params=params).json())
 
     def calendar_view(
-        self, organizer: str, start: datetime, end: datetime, *, request_id: str, page_size: int = 100
+        self, organizer: str, start: datetime, end: datetime, *, request_id: str, page_size: int = PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Every event of the organizer's calendar in [start, end), page after page (@odata.nextLink)."""
-        url: str | None = f"{self._base}/{graph_path('users', organizer, 'calendarView')}"
-        params: dict[str, str] | None = {
+        """Every event of the organizer's calendar overlapping [start, end], page after page.
+        Not in start order (graph-docs#4517): callers must not rely on order."""
+        url = self._url("users", organizer, "calendarView")
+        params = {
             "startDateTime": _utc(start),
             "endDateTime": _utc(end),
             "$top": str(page_size),
-            "$select": "id,subject,start,end,type,seriesMasterId,isOrganizer,isCancelled,attendees",
+            "$select": "id,subject,start,end,type,seriesMasterId,isOrganizer,isCancelled,isAllDay,attendees",
         }
-        while url:
+        return self._pages(url, params, request_id=request_id, operation="calendarView")
+
+    def _pages(self, url: str, params: dict[str, str], *, request_id: str, operation: str) -> Iterator[dict[str, Any]]:
+        """Follows ``@odata.nextLink`` (which carries the query) while it stays on Graph's root."""
+        next_url: str | None = url
+        next_params: dict[str, str] | None = params
+        while next_url:
             page = self._call(
-                "GET", url, request_id=request_id, params=params, headers={"Prefer": 'outlook.timezone="UTC"'}
+                "GET",
+                next_url,
+                request_id=request_id,
+                operation=operation,
+                params=next_params,
+                headers={"Prefer": 'outlook.timezone="UTC"'},
             ).json()
             yield from page.get("value", [])
-            url, params = page.get("@odata.nextLink"), None
-            if url and not url.startswith(self._base + "/"):
+            next_url, next_params = page.get("@odata.nextLink"), None
+            if next_url and not next_url.startswith(self._base + "/"):
                 raise GraphPermanentError(
                     "Graph's nextLink points elsewhere", code="graphRejected", answer=GraphAnswer(status=None)
                 )
 
+    def _url(self, *segments: str) -> str:
+        return f"{self._base}/{graph_path(*segments)}"
+
     def _call(
-        self, method: str, url: str, *, request_id: str, headers: dict[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        request_id: str,
+        operation: str,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         extra_headers = headers or {}
         for refreshed in (False, True):
+            client_request_id = str(uuid.uuid4())
             headers = {
                 **extra_headers,
                 "Authorization": f"Bearer {self._token(refresh=refreshed)}",
-                "client-request-id": request_id,
+                "client-request-id": client_request_id,
                 "return-client-request-id": "true",
             }
             try:
                 response = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
-            except requests.ConnectTimeout as error:
-                raise GraphTransientError(
-                    f"could not connect to Graph: {type(error).__name__}",
-                    code="graphUnreachable",
-                    answer=GraphAnswer(status=None),
-                    outcome_unknown=False,
-                ) from None
             except requests.RequestException as error:
-                raise GraphTransientError(
-                    f"no answer from Graph: {type(error).__name__}",
-                    code="graphNoAnswer",
-                    answer=GraphAnswer(status=None),
-                    outcome_unknown=True,
-                ) from None
+                note(operation, client_request_id, None, None)
+                raise _no_answer(error, client_request_id) from None
+            note(operation, client_request_id, response.headers.get("request-id"), response.status_code)
             if response.status_code == 401 and not refreshed:
-                log.warning("Graph rejected the token (401); fetching a new one once", extra=_log_fields(response))
+                log.warning(
+                    "Graph rejected the token (401); fetching a new one once",
+                    extra={**log_fields(response), "request_id": request_id},
+                )
                 continue
             if response.ok:
                 return response
-            raise classify(response)
+            refusal = classify(response)
+            refusal.answer = replace(refusal.answer, client_request_id=client_request_id)
+            log.info(
+                "Graph answered %s to %s (%s)",
+                response.status_code,
+                operation,
+                refusal.code,
+                extra={**log_fields(response), "request_id": request_id, "graph_client_request_id": client_request_id},
+            )
+            raise refusal
         raise AssertionError("unreachable")
 
     def _token(self, *, refresh: bool) -> str:
@@ -205,78 +284,19 @@ class GraphClient:
                 ) from None
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def classify(response: requests.Response) -> GraphTransientError | GraphPermanentError:
-    answer = graph_answer(response)
-    status = response.status_code
-    retry_after = retry_after_seconds(response)
-    if status == 429 or (status == 503 and retry_after is not None):
-        return GraphThrottled(
-            f"Graph throttled the request ({status})",
-            code="throttled",
-            answer=answer,
-            outcome_unknown=status != 429,
-            retry_after=retry_after,
-        )
-    if status in UNKNOWN_OUTCOME_STATUSES or status >= 500:
+def _no_answer(error: requests.RequestException, client_request_id: str) -> GraphError:
+    answer = GraphAnswer(status=None, client_request_id=client_request_id)
+    if isinstance(error, requests.ConnectTimeout):
         return GraphTransientError(
-            f"Graph failed with {status}; the cancel may have applied",
-            code="graphUnavailable",
+            f"could not connect to Graph: {type(error).__name__}",
+            code="graphUnreachable",
             answer=answer,
-            outcome_unknown=True,
+            outcome_unknown=False,
         )
-    if status == 401:
-        return GraphPermanentError(
-            "Graph rejected the app's token twice: check the managed identity's "
-            "Calendars.ReadWrite application permission",
-            code="unauthorized",
-            answer=answer,
-        )
-    code = PERMANENT_CODES.get((status, answer.code)) or PERMANENT_CODES.get((status, None), "graphRejected")
-    return GraphPermanentError(answer.message or f"Graph answered {status}", code=code, answer=answer)
-
-
-def graph_answer(response: requests.Response) -> GraphAnswer:
-    try:
-        error = response.json().get("error", {})
-    except ValueError:
-        error = {}
-    error = error if isinstance(error, dict) else {}
-    inner = error.get("innerError") or error.get("innererror") or {}
-    return GraphAnswer(
-        status=response.status_code,
-        code=error.get("code"),
-        message=error.get("message"),
-        request_id=inner.get("request-id") or response.headers.get("request-id"),
-        client_request_id=inner.get("client-request-id") or response.headers.get("client-request-id"),
-        date=inner.get("date") or response.headers.get("Date"),
+    return GraphTransientError(
+        f"no answer from Graph: {type(error).__name__}", code="graphNoAnswer", answer=answer, outcome_unknown=True
     )
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Retry-After as seconds, from either of its two forms (delta-seconds or an HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _log_fields(response: requests.Response) -> dict[str, Any]:
-    answer = graph_answer(response)
-    return {
-        "graph_status": answer.status,
-        "graph_code": answer.code,
-        "graph_request_id": answer.request_id,
-        "graph_client_request_id": answer.client_request_id,
-        "graph_date": answer.date,
-    }
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

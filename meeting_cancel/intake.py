@@ -1,12 +1,28 @@
 """The HTTP door: check a cancel request, record it, queue it; and report its status.
 
-A request is recorded before it is queued and the record is removed again if queueing fails, so
-a 202 always means "durably queued" and a 503 always means "nothing happened, try again". A
-storage outage propagates as ``StorageUnavailable``; the HTTP adapter answers it with the 503.
+The record and the message are two writes to two services, so intake makes them converge instead
+of pretending they are one:
+
+* the record is written first, ``accepted`` (``lifecycle.admit``): not ``queued`` until its
+  message is known to be on the queue. Nothing ever deletes it: once a message may exist, the
+  record is what keeps a second delivery from cancelling twice;
+* when the queue write fails, or its answer is lost (it may have been stored), the message goes to
+  the sweep (``service_rows``, ``sweep``), which re-sends it within minutes: the answer is 202,
+  because the request will be carried out without the caller doing anything;
+* when handing it to the sweep fails too, the answer is 503 ``outcomeUnknown``: retry with the
+  same Idempotency-Key. A keyed retry that finds an ``accepted`` request sends its message again
+  (the worker completes a duplicate delivery without a second Graph call) and records ``queued``;
+* a 503 ``storageUnavailable`` ("nothing was queued") only when the record could not be written,
+  so no message was sent.
+
+Storage operations (README, "Reliability"): 2 on the common path (insert, queue write); a keyed
+request also reads the service secret once per process; the sweep's row only when the queue
+write failed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -14,19 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 from . import idempotency, lifecycle, steps
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
-from .errors import GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
+from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
 from .models import (
     TRACKING_ID,
     CancellationError,
     CancellationStatus,
     CancelRequest,
+    GraphCallView,
     GraphErrorDetail,
     QueuedCancelRequest,
 )
 from .parsing import parse_request
 from .problems import Problem
 from .records import Status, StatusRecord, utcnow
-from .work_queue import RecordNote
+from .service_rows import UnqueuedEntry
+from .work_queue import RecordNote, encode
 
 if TYPE_CHECKING:
     from .service import Service
@@ -53,8 +71,9 @@ def submit(
         log.warning("refused: %s (caller %s)", refusal.code, caller.label)
         raise
     body_hash = fingerprint(request)
-    request_id = idempotency.request_id_for(idempotency_key, caller)
-    record = lifecycle.accept(
+    request_id = idempotency.request_id_for(idempotency_key, caller, service.store)
+    message = QueuedCancelRequest(id=request_id, **request.model_dump())
+    record = lifecycle.admit(
         request_id,
         request,
         source="http",
@@ -63,24 +82,17 @@ def submit(
         submitted_by=caller.label,
         authorized_by=decision,
     )
-    stored = service.store.insert(record)
+    stored = service.store.insert(record)  # an outage here is the 503 "nothing was queued": nothing was sent
     if stored is None:
-        return _replay(service, request_id, body_hash)
-    try:
-        # The message carries the record as stored, ETag included: the worker claims it with one
-        # conditional write instead of reading it first.
-        service.queue.send(QueuedCancelRequest(id=request_id, **request.model_dump()), note=RecordNote(record=stored))
-    except StorageUnavailable:
-        _forget(service, request_id)
-        raise
+        return _replay(service, message, body_hash)
     log.info(
-        "queued cancellation request %s for %s (caller %s, allowed by %s)",
+        "accepted cancellation request %s for %s (caller %s, allowed by %s)",
         request_id,
         request.organizer,
         caller.label,
         decision,
     )
-    return Accepted(stored, replayed=False)
+    return Accepted(_enqueue(service, stored, message, confirm=False), replayed=False)
 
 
 def fingerprint(request: CancelRequest) -> str:
@@ -142,12 +154,13 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
                 status=record.graph_status,
                 code=record.graph_code,
                 request_id=record.graph_request_id,
+                client_request_id=record.graph_client_request_id,
                 date=record.graph_date,
             )
         error = CancellationError(code=record.error_code, message=record.error_message or "", graph=graph)
     view = CancellationStatus(
         id=record.id,
-        status=record.status.value,
+        status=record.status.public,
         organizer=record.organizer,
         eventId=record.event_id or None,
         target=record.target if record.target != record.event_id else None,
@@ -161,6 +174,10 @@ def status_view(record: StatusRecord) -> dict[str, Any]:
         resolution=record.resolution if record.status.final else None,
         error=error if record.status == Status.FAILED else None,
         lastError=error if record.status == Status.RETRYING else None,
+        recipients=record.recipients,
+        graphCalls=[GraphCallView.model_validate(call) for call in json.loads(record.graph_calls)]
+        if record.graph_calls
+        else None,
     )
     return view.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -172,18 +189,58 @@ def poll_after_seconds(record: StatusRecord) -> int:
     return POLL_AFTER_SECONDS
 
 
-def _replay(service: Service, request_id: str, body_hash: str) -> Accepted:
-    existing = service.store.get(request_id)
+def _replay(service: Service, message: QueuedCancelRequest, body_hash: str) -> Accepted:
+    assert message.id is not None
+    existing = service.store.get(message.id)
     if existing is None:
         raise StorageUnavailable("the request vanished while being replayed", operation="idempotent replay")
     idempotency.check_replay(existing.body_hash, body_hash)
-    log.info("idempotent replay", extra={"request_id": request_id})
+    log.info("idempotent replay of %s (%s)", existing.id, existing.status)
+    if existing.status == Status.ACCEPTED:  # its message may be missing: send it again
+        existing = _enqueue(service, existing, message, confirm=True)
     return Accepted(existing, replayed=True)
 
 
-def _forget(service: Service, request_id: str) -> None:
-    """Removes a record whose message could not be queued, so nothing half-written remains."""
+def _enqueue(service: Service, record: StatusRecord, message: QueuedCancelRequest, *, confirm: bool) -> StatusRecord:
+    """Sends the message; when that fails, hands it to the sweep; when that fails too, the caller
+    is told to retry with the same key. ``confirm``: record ``queued`` once it is sent (a re-send
+    does; the first send does not, to save a write on every request)."""
+    # The first send carries the record as stored, ETag included: the worker claims it with one
+    # conditional write instead of reading it first. A re-send is confirmed after it is sent, so its
+    # message only says that a record exists.
+    note = RecordNote(exists=True) if confirm else RecordNote(record=record)
     try:
-        service.store.delete(request_id)
+        service.queue.send(message, note=note)
     except StorageUnavailable as error:
-        log.error("could not remove unqueued request %s: %s", request_id, error)
+        _hand_to_sweep(service, record, message, error)
+        return record
+    if not confirm:
+        return record
+    try:
+        return service.store.replace(lifecycle.confirm_queued(record, now=service.clock()))
+    except (ConcurrentUpdate, StorageUnavailable) as error:  # a worker moved it on, or a later re-send confirms
+        log.info("request %s re-sent; not recorded as queued (%s)", record.id, type(error).__name__)
+        return record
+
+
+def _hand_to_sweep(service: Service, record: StatusRecord, message: QueuedCancelRequest, error: Exception) -> None:
+    text = encode(message, RecordNote(exists=True))  # the sweep re-sends it: the worker reads the record
+    entry = UnqueuedEntry(request_id=record.id, message=text, noted_at=service.clock())
+    try:
+        service.store.put_unqueued(entry)
+    except StorageUnavailable as second:
+        log.error("request %s: queue write failed (%s) and the sweep could not take it (%s)", record.id, error, second)
+        raise outcome_unknown() from second
+    log.warning("request %s: queue write failed or lost its answer (%s); the sweep will queue it", record.id, error)
+
+
+def outcome_unknown() -> Problem:
+    return Problem(
+        503,
+        "outcomeUnknown",
+        "Outcome unknown",
+        "The request was recorded, but the service could not confirm that it was queued: it may still be "
+        "carried out. Retry with the same Idempotency-Key: the retry finds this request and queues it if needed "
+        "(a retry without a key may create a second request).",
+        retry_after=10,
+    )

@@ -11,6 +11,7 @@ The clock is passed in (``now``): nothing here reads the time or does I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,11 +21,15 @@ from .errors import GraphAnswer, GraphError, IllegalMove
 from .records import PENDING, Status, StatusRecord
 
 if TYPE_CHECKING:
+    from .graph import GraphCall
     from .models import CancelRequest
+    from .occurrences import EventFacts
 
 
 class Move(StrEnum):
-    ACCEPT = "accept"  # a new request is recorded, before Graph or the queue hears of it
+    ADMIT = "admit"  # an HTTP or batch request is recorded before its message is sent
+    ACCEPT = "accept"  # a delivered message nobody recorded yet is recorded: it is on the queue
+    CONFIRM_QUEUED = "confirm queued"  # an admitted request's message was re-sent and is on the queue
     REJECT = "reject"  # an invalid queue message claimed an id nobody had: recorded as failed
     RESOLVE = "resolve"  # the Graph id of a meeting named by iCalUId or occurrence was found
     LINK = "link"  # another request holds this meeting's cancellation: this one follows it
@@ -44,7 +49,9 @@ SAME: None = None  # a move that keeps the status
 
 # move -> (the statuses it may leave, the status it enters)
 MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
+    Move.ADMIT: (frozenset({None}), Status.ACCEPTED),
     Move.ACCEPT: (frozenset({None}), Status.QUEUED),
+    Move.CONFIRM_QUEUED: (frozenset({Status.ACCEPTED}), Status.QUEUED),
     Move.REJECT: (frozenset({None}), Status.FAILED),
     Move.RESOLVE: (PENDING, SAME),
     Move.LINK: (PENDING, SAME),
@@ -80,6 +87,7 @@ class Failure:
                 graph_code=self.graph.code,
                 graph_request_id=self.graph.request_id,
                 graph_date=self.graph.date,
+                graph_client_request_id=self.graph.client_request_id,
             )
         return values
 
@@ -104,6 +112,24 @@ def _create(move: Move, request_id: str, now: datetime, **values: Any) -> Status
     return StatusRecord(id=request_id, status=target, created_at=now, updated_at=now, **values)
 
 
+def admit(
+    request_id: str,
+    request: CancelRequest,
+    *,
+    source: str,
+    now: datetime,
+    batch_id: str | None = None,
+    body_hash: str | None = None,
+    submitted_by: str | None = None,
+    authorized_by: str | None = None,
+) -> StatusRecord:
+    """A new request whose message is still to be sent: ``accepted``, never ``queued``, so that
+    whoever finds it next (a keyed retry, the sweep) knows its message may be missing. The worker
+    claims it from ``accepted`` directly; recording ``queued`` after every send would cost a write
+    on every request and change the ETag the message was sent with."""
+    return _new_request(Move.ADMIT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+
+
 def accept(
     request_id: str,
     request: CancelRequest,
@@ -115,9 +141,24 @@ def accept(
     submitted_by: str | None = None,
     authorized_by: str | None = None,
 ) -> StatusRecord:
-    """A new request; meetings named by iCalUId or occurrence get their Graph id when resolved."""
+    """A request first recorded by the worker, from a message it was delivered: already queued."""
+    return _new_request(Move.ACCEPT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+
+
+def _new_request(
+    move: Move,
+    request_id: str,
+    request: CancelRequest,
+    source: str,
+    now: datetime,
+    batch_id: str | None,
+    body_hash: str | None,
+    submitted_by: str | None,
+    authorized_by: str | None,
+) -> StatusRecord:
+    """Meetings named by iCalUId or occurrence get their Graph id when resolved."""
     return _create(
-        Move.ACCEPT,
+        move,
         request_id,
         now,
         organizer=request.organizer,
@@ -129,12 +170,18 @@ def accept(
         body_hash=body_hash,
         submitted_by=submitted_by,
         authorized_by=authorized_by,
+        recipients=getattr(request, "recipients", None),  # a queue message may say how many get the notice
     )
 
 
 def reject(request_id: str, failure: Failure, *, source: str, now: datetime) -> StatusRecord:
     """A message that could not be read claimed this id: the caller can look up why."""
     return _create(Move.REJECT, request_id, now, organizer="", event_id="", source=source, **failure.fields())
+
+
+def confirm_queued(record: StatusRecord, *, now: datetime) -> StatusRecord:
+    """An accepted request's message was sent again (a keyed retry or the sweep) and is on the queue."""
+    return _enter(Move.CONFIRM_QUEUED, record, now)
 
 
 def resolve(record: StatusRecord, event_id: str, *, now: datetime) -> StatusRecord:
@@ -174,8 +221,48 @@ def claim(record: StatusRecord, *, now: datetime, lease_seconds: float) -> Statu
     )
 
 
-def release(record: StatusRecord, *, now: datetime, due: datetime) -> StatusRecord:
-    """Undoes a claim whose Graph call was never sent; a delayed copy comes back at ``due``."""
+def unclaimed(record: StatusRecord, *, outcome_unknown: bool) -> StatusRecord:
+    """Undoes what a claim counted when the delivery failed before its cancel was sent (the read
+    before it, the recipient budget): the attempt is not counted and the doubt is what earlier
+    deliveries left. Not a move: the next move of the delivery carries it."""
+    return replace(
+        record, attempts=max(0, record.attempts - 1), outcome_unknown=outcome_unknown, in_flight_until=None
+    )
+
+
+def noted(
+    record: StatusRecord, calls: list[GraphCall], facts: EventFacts | None = None, *, keep: int = 12
+) -> StatusRecord:
+    """What the worker learnt on the way, written with the next move: the request's Graph calls
+    (the last ``keep``, both sides' ids) and what the read before the cancel found (recipients and
+    the shape a verification needs). Not a move: it changes no status, like the ETag."""
+    changes: dict[str, Any] = {}
+    if calls:
+        earlier = json.loads(record.graph_calls) if record.graph_calls else []
+        added = [
+            {
+                "operation": call.operation,
+                "status": call.status,
+                "client-request-id": call.client_request_id,
+                "request-id": call.request_id,
+                "at": call.at.isoformat(),
+            }
+            for call in calls
+        ]
+        changes["graph_calls"] = json.dumps((earlier + added)[-keep:])
+    if facts is not None:
+        changes.update(
+            recipients=facts.attendees,
+            event_kind=facts.kind,
+            series_master_id=facts.series_master_id,
+            occurrence_start=facts.start if facts.is_occurrence else None,
+        )
+    return replace(record, **changes) if changes else record
+
+
+def release(record: StatusRecord, *, now: datetime, due: datetime, reason: Failure | None = None) -> StatusRecord:
+    """Undoes a claim whose Graph call was never sent; a delayed copy comes back at ``due``.
+    ``reason`` says why it waits (the recipient budget), shown as the request's ``lastError``."""
     return _enter(
         Move.RELEASE,
         record,
@@ -185,6 +272,7 @@ def release(record: StatusRecord, *, now: datetime, due: datetime) -> StatusReco
         in_flight_until=None,
         next_attempt_at=due,
         delayed_copy_due=due,
+        **(reason.fields() if reason else {}),
     )
 
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from .batch_models import BatchRecord
 from .errors import ConcurrentUpdate
 from .record_store import RecordStore
 from .records import StatusRecord
+from .service_rows import UnqueuedEntry, unqueued_partition
 
 
 class InMemoryRecordStore(RecordStore):
     def __init__(self) -> None:
         self._records: dict[str, StatusRecord] = {}
         self._batches: dict[str, BatchRecord] = {}
+        self._secrets: dict[str, str] = {}
+        self._unqueued: dict[tuple[str, str], UnqueuedEntry] = {}
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -60,3 +65,21 @@ class InMemoryRecordStore(RecordStore):
     def put_batch(self, batch: BatchRecord) -> None:
         with self._lock:
             self._batches[batch.id] = batch
+
+    def service_secret(self, name: str, new: Callable[[], str]) -> str:
+        with self._lock:
+            return self._secrets.setdefault(name, new())
+
+    def put_unqueued(self, entry: UnqueuedEntry) -> None:
+        with self._lock:
+            self._unqueued[(entry.partition, entry.request_id)] = entry
+
+    def unqueued_before(self, moment: datetime, limit: int) -> list[UnqueuedEntry]:
+        bound = unqueued_partition(moment)
+        with self._lock:
+            due = sorted(key for key in self._unqueued if key[0] < bound)
+            return [self._unqueued[key] for key in due[:limit]]
+
+    def remove_unqueued(self, entry: UnqueuedEntry) -> None:
+        with self._lock:
+            self._unqueued.pop((entry.partition, entry.request_id), None)

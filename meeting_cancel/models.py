@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .field_reading import check_day, fold_field_names, validate_all_at_once
+from .time_zones import UnknownTimeZone, canonical_name
 
 GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 # RFC 5322 dot-atoms without the characters that would change a URL path or query ('/', '?', '#',
@@ -35,13 +36,18 @@ MAX_EVENT_ID_LENGTH = 1024
 # A character costs at most 6 bytes once JSON-escaped, so 8,000 keep the queue message well under
 # the 64 KB queue limit together with the other fields.
 MAX_COMMENT_LENGTH = 8000
+# "The maximum number of attendees included in an event ... is 500" (Graph, resources/event.md)
+MAX_ATTENDEES = 500
+
 FIELD_HELP = {
     "organizer": "the organizer's userPrincipalName (jane@contoso.com) or Entra object id",
     "eventId": "the Graph REST id of the event, as returned by GET /users/{organizer}/events",
     "comment": "the message sent to the attendees (optional)",
     "iCalUId": "instead of eventId: the meeting's iCalendar UID, as other calendars know it",
     "occurrenceDate": "with the eventId of a series: the day (YYYY-MM-DD) of the one occurrence to cancel",
-    "timeZone": "the IANA time zone the occurrence day is in, such as Europe/Berlin",
+    "timeZone": "the time zone the occurrence day is in, IANA (Europe/Berlin) or Windows (W. Europe Standard Time)",
+    "recipients": "how many attendees the meeting has (rooms included), when the sender knows: the worker then "
+    "counts them against the mailbox's daily recipient limit without reading the event first",
     "id": "your tracking id (optional): letters, digits, '.', '_', ':' and '-', up to 128",
 }
 
@@ -145,10 +151,9 @@ class CancelRequest(BaseModel):
         if value is None:
             return value
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Berlin") from None
-        return value
+            return canonical_name(value)  # stored and compared as the IANA key
+        except UnknownTimeZone as error:
+            raise PydanticCustomError("time_zone", str(error)) from None
 
     @property
     def target(self) -> str:
@@ -163,13 +168,10 @@ class CancelRequest(BaseModel):
     def needs_lookup(self) -> bool:
         return self.iCalUId is not None or self.occurrenceDate is not None
 
-    def occurrence_window(self) -> tuple[datetime, datetime]:
-        """The occurrence day as a UTC interval, read in the caller's time zone."""
-        assert self.occurrenceDate is not None
+    @property
+    def zone(self) -> ZoneInfo:
         assert self.timeZone is not None
-        zone = ZoneInfo(self.timeZone)
-        start = datetime.combine(self.occurrenceDate, time.min, zone)
-        return start, start + timedelta(days=1)
+        return ZoneInfo(self.timeZone)
 
 
 def _target_rules(data: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -200,6 +202,8 @@ class QueuedCancelRequest(CancelRequest):
         Field(max_length=128, description=FIELD_HELP["id"], json_schema_extra={"pattern": TRACKING_ID.pattern}),
     ] = None
 
+    recipients: Annotated[int | None, Field(ge=0, le=MAX_ATTENDEES, description=FIELD_HELP["recipients"])] = None
+
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
@@ -216,7 +220,22 @@ class GraphErrorDetail(BaseModel):
     status: int | None = Field(None, description="Graph's HTTP status")
     code: str | None = Field(None, description="Graph's error code, such as ErrorItemNotFound")
     request_id: str | None = Field(None, alias="request-id", description="Graph's request-id")
+    client_request_id: str | None = Field(
+        None, alias="client-request-id", description="The GUID this service sent as client-request-id"
+    )
     date: str | None = Field(None, description="When Graph answered")
+
+
+class GraphCallView(BaseModel):
+    """One Graph call made for the request, with both ids to quote to Microsoft support."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    operation: str = Field(description="read, cancel, verify, instances, find, …")
+    status: int | None = Field(None, description="Graph's HTTP status; absent when no answer came")
+    client_request_id: str = Field(alias="client-request-id", description="The GUID sent as client-request-id")
+    request_id: str | None = Field(None, alias="request-id", description="Graph's request-id")
+    at: datetime = Field(description="When the call was made")
 
 
 class CancellationError(BaseModel):
@@ -250,6 +269,10 @@ class CancellationStatus(BaseModel):
     resolution: str | None = Field(None, description="How a final request was settled")
     error: CancellationError | None = Field(None, description="Why a failed request failed")
     lastError: CancellationError | None = Field(None, description="The last transient error of a retrying request")
+    recipients: int | None = Field(None, description="How many people the notice goes to, once known")
+    graphCalls: list[GraphCallView] | None = Field(
+        None, description="The request's last Graph calls, each with its client-request-id and Graph's request-id"
+    )
 
 
 def queue_message_schema() -> dict[str, Any]:

@@ -16,6 +16,7 @@ _MOMENTS = ("created_at", "updated_at", "in_flight_until", "throttled_since", "n
 
 
 class Status(StrEnum):
+    ACCEPTED = "accepted"  # recorded; its message is not yet known to be on the queue
     QUEUED = "queued"
     PROCESSING = "processing"
     RETRYING = "retrying"
@@ -26,7 +27,15 @@ class Status(StrEnum):
     def final(self) -> bool:
         return self in FINAL
 
+    @property
+    def public(self) -> str:
+        """The status callers see: ``accepted`` reads as ``queued``, because an accepted request's
+        message is on the queue or in the sweep's hands (``sweep``); the difference matters only
+        to the service, which re-sends the message of an accepted request when asked again."""
+        return QUEUED_PUBLICLY if self is Status.ACCEPTED else self.value
 
+
+QUEUED_PUBLICLY = "queued"
 FINAL = frozenset({Status.CANCELLED, Status.FAILED})
 PENDING = frozenset(Status) - FINAL
 
@@ -68,6 +77,13 @@ class StatusRecord:
     graph_code: str | None = None
     graph_request_id: str | None = None
     graph_date: str | None = None
+    graph_client_request_id: str | None = None
+    # what the read before the cancel found: who gets the notice and the shape a verification needs
+    recipients: int | None = None
+    event_kind: str | None = None
+    series_master_id: str | None = None
+    occurrence_start: str | None = None
+    graph_calls: str | None = None  # JSON: the request's last Graph calls, with both sides' ids
     etag: str | None = field(default=None, compare=False)
 
     def values(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .graph import GraphClient
     from .meeting_links import MeetingLinks
+    from .recipient_budget import RecipientBudget
     from .record_store import RecordStore
     from .work_queue import WorkQueue
 
@@ -38,6 +39,7 @@ class Service:
     graph: GraphClient
     limiter: MailboxLimit
     meetings: MeetingLinks
+    budget: RecipientBudget
     coordination: TableClient | None = None
     clock: Callable[[], datetime] = utcnow
     random: Random = field(default_factory=Random)
@@ -51,6 +53,7 @@ class Service:
         from .graph import GraphClient
         from .mailbox_slots import MailboxSlots
         from .meeting_links import MeetingLinks
+        from .recipient_budget import RecipientBudget
         from .status_store import StatusStore
         from .storage import table_client
         from .work_queue import WorkQueue
@@ -66,6 +69,7 @@ class Service:
             graph=GraphClient(settings),
             limiter=MailboxLimit(AdaptiveLimiter(maximum=settings.graph_max_concurrency), slots),
             meetings=MeetingLinks(coordination),
+            budget=RecipientBudget(coordination, limit=settings.mailbox_recipients_per_day),
             coordination=coordination,
         )
 
@@ -83,13 +87,16 @@ class Service:
                 self.coordination.create_table()
 
 
-SLOT_CALLS = 2  # a cancel may be sent twice under one slot (a 401 refreshes the token once)
+# under one slot: the read before the cancel and the cancel, each possibly twice (a 401 refreshes
+# the token once)
+SLOT_CALLS = 4
 SLOT_MARGIN_SECONDS = 5.0
 
 
 def coordination_table(settings: Settings) -> str:
-    """The table beside the status table that holds the mailbox slots and the meeting rows, kept
-    apart so reading requests never meets them (``STATUS_TABLE_NAME`` + ``coord``)."""
+    """The table beside the status table that holds the mailbox slots, the meeting rows and the
+    recipient budget, kept apart so reading requests never meets them (``STATUS_TABLE_NAME`` +
+    ``coord``)."""
     return settings.table_name[:58] + "coord"
 
 

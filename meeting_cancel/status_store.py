@@ -7,7 +7,10 @@ they own its next Graph call. The comment text is never stored here.
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -18,6 +21,7 @@ from .config import Settings
 from .errors import ConcurrentUpdate
 from .record_store import RecordStore
 from .records import ROW_KEY, StatusRecord
+from .service_rows import SERVICE_PARTITION, UNQUEUED_PREFIX, UnqueuedEntry, unqueued_partition
 from .storage import storage_errors, table_client
 
 BATCH_ROW = "batch"
@@ -82,3 +86,38 @@ class StatusStore(RecordStore):
         entity = {"PartitionKey": batch.id, "RowKey": BATCH_ROW, **batch.model_dump(exclude={"id"}, exclude_none=True)}
         with storage_errors("write batch"):
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def service_secret(self, name: str, new: Callable[[], str]) -> str:
+        with storage_errors("read service secret"):
+            with contextlib.suppress(ResourceNotFoundError):
+                return str(self._table.get_entity(SERVICE_PARTITION, name)["value"])
+            with contextlib.suppress(ResourceExistsError):  # two instances at once: the first one wins
+                self._table.create_entity({"PartitionKey": SERVICE_PARTITION, "RowKey": name, "value": new()})
+            return str(self._table.get_entity(SERVICE_PARTITION, name)["value"])
+
+    def put_unqueued(self, entry: UnqueuedEntry) -> None:
+        row = {
+            "PartitionKey": entry.partition,
+            "RowKey": entry.request_id,
+            "message": entry.message,
+            "noted_at": entry.noted_at,
+        }
+        with storage_errors("hand over to the sweep"):
+            self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def unqueued_before(self, moment: datetime, limit: int) -> list[UnqueuedEntry]:
+        """One range query on PartitionKey: only hand-over rows lie in it, never a request."""
+        query = "PartitionKey ge @low and PartitionKey lt @high"
+        bounds = {"low": UNQUEUED_PREFIX, "high": unqueued_partition(moment)}
+        with storage_errors("read the sweep's rows"):
+            rows = self._table.query_entities(query, parameters=bounds, results_per_page=min(limit, 1000))
+            return [
+                UnqueuedEntry(
+                    request_id=row["RowKey"], message=row["message"], noted_at=row["noted_at"].astimezone(UTC)
+                )
+                for row in itertools.islice(rows, limit)
+            ]
+
+    def remove_unqueued(self, entry: UnqueuedEntry) -> None:
+        with storage_errors("remove a sweep row"):
+            self._table.delete_entity(entry.partition, entry.request_id)

@@ -25,9 +25,11 @@ SLOT_MAX_WAIT_SECONDS = 5.0
 LEASE_MARGIN_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 5.0
 EARLY_TOLERANCE_SECONDS = 2.0
-GONE_AFTER_UNKNOWN = "verified: the event was gone after an earlier attempt with an unknown outcome"
-GONE_AFTER_ATTEMPT = "verified: the event was gone after an earlier attempt"
-CANCELLED_BY_GRAPH = "cancelled by Graph"
+# Verification shows the meeting left the calendar, not that the notices went out (Graph answers
+# 202 before it sends them), so these say "verified gone", never "attendees notified".
+GONE_AFTER_UNKNOWN = "verified gone: after an earlier attempt with an unknown outcome the event was no longer there"
+GONE_AFTER_ATTEMPT = "verified gone: the event was no longer there after an earlier attempt"
+CANCELLED_BY_GRAPH = "cancelled by Graph (202 Accepted; Graph sends the notices)"
 MAYBE_SENT = "the last attempt's outcome is unknown: the cancel may have been sent"
 FOLLOW_POLL_SECONDS = 2.0
 FOLLOW_MAX_WAIT_SECONDS = 60.0
@@ -80,9 +82,19 @@ class Resolve:
 
 @dataclass(frozen=True)
 class Verify:
-    """An earlier attempt's outcome is unknown: read the event before any new cancel."""
+    """An earlier attempt's outcome is unknown: look for the event before any new cancel, by its
+    shape (``kind``, from the read before the cancel; None when that was not recorded):
+
+    * a single meeting or series master moves to Deleted Items and its REST id changes, so a 404
+      on the old id shows it gone (graph-docs-contrib#8137; outlook-immutable-id.md);
+    * an occurrence leaves its master's ``instances`` while the master stays, so it is looked for
+      there, around its start (``series_master_id``, ``occurrence_start``).
+    """
 
     event_id: str
+    kind: str | None = None
+    series_master_id: str | None = None
+    occurrence_start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,9 +108,12 @@ class Cancel:
 Step = Conflict | Duplicate | ComeBackLater | Refuse | Follow | Resolve | Verify | Cancel
 
 
+CALLS_UNDER_CLAIM = 2  # the read before the cancel, and the cancel
+
+
 def lease_seconds(settings: Settings) -> float:
-    """How long other deliveries keep off: the wait for a mailbox slot, the call, a margin."""
-    return SLOT_MAX_WAIT_SECONDS + settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
+    """How long other deliveries keep off: the wait for a mailbox slot, the calls, a margin."""
+    return SLOT_MAX_WAIT_SECONDS + CALLS_UNDER_CLAIM * settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
 def fingerprint(request: CancelRequest) -> str:
@@ -146,7 +161,7 @@ def next_step(record: StatusRecord, request: CancelRequest, now: datetime, setti
     if not record.event_id:
         return Resolve()
     if record.outcome_unknown or record.in_flight_until:
-        return Verify(record.event_id)
+        return Verify(record.event_id, record.event_kind, record.series_master_id, record.occurrence_start)
     return Cancel(record.event_id, lease_seconds(settings))
 
 

@@ -34,16 +34,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from . import lifecycle, meeting_links, steps
-from .errors import ConcurrentUpdate, GraphError, GraphThrottled, IdentityUnavailable
+from . import lifecycle, meeting_links, occurrences, sending, steps, verification
+from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, GraphThrottled, IdentityUnavailable
+from .graph_journal import GraphCall, journal
 from .lifecycle import Failure
 from .models import TRACKING_ID, QueuedCancelRequest
+from .occurrences import EventFacts
 from .parsing import UnreadableJson, describe_errors, load_json, validation_detail
 from .records import Status, StatusRecord
 from .work_queue import RecordNote, decode, take_note
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .recipient_budget import Reservation
     from .service import Service
 
 log = logging.getLogger(__name__)
@@ -193,6 +196,11 @@ class _Attempt:
         else:
             self.record = self._fresh(request_id)
         self.claimed = False
+        self.calls: list[GraphCall] = []
+        self.calls_written = 0
+        self.facts: EventFacts | None = None
+        self.reservation: Reservation | None = None
+        self.claimed_unknown: bool | None = None  # the record's doubt before this delivery's claim
         self.context = {
             "request_id": request_id,
             "message_id": delivery.message_id,
@@ -211,17 +219,18 @@ class _Attempt:
         )
 
     def run(self) -> Outcome:
-        try:
-            for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
-                step = steps.next_step(self.record, self.request, self.service.clock(), self.settings)
-                if (self.unstored or self.unconfirmed) and not isinstance(step, steps.Cancel):
-                    self._settle_record()
-                    continue
-                outcome = self._perform(step)
-                if outcome is not None:
-                    return outcome
-        except (GraphError, IdentityUnavailable) as error:
-            return self._after_error(error)
+        with journal() as self.calls:
+            try:
+                for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
+                    step = steps.next_step(self.record, self.request, self.service.clock(), self.settings)
+                    if (self.unstored or self.unconfirmed) and not isinstance(step, steps.Cancel):
+                        self._settle_record()
+                        continue
+                    outcome = self._perform(step)
+                    if outcome is not None:
+                        return outcome
+            except (GraphError, IdentityUnavailable) as error:
+                return self._after_error(error)
         raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
 
     def _settle_record(self) -> None:
@@ -236,9 +245,9 @@ class _Attempt:
         self.unconfirmed = False
         stored = self.service.store.get(self.record.id)
         if stored is None:
-            if self.record.status != Status.QUEUED or self.record.source == "queue":
+            if self.record.source == "queue":
                 raise RetryLater(f"status record {self.record.id} could not be created")
-            self.record = self._fresh(self.record.id)  # intake removed it; recreated as before
+            self.record = self._fresh(self.record.id)  # the message's record is gone: created as a queue request's
             return
         self.record = stored
 
@@ -269,9 +278,11 @@ class _Attempt:
                 return self._defer_to(decision)
             case steps.Resolve():
                 return self._resolve()
-            case steps.Verify(event_id):
-                log.warning("an earlier attempt has an unknown outcome; reading the event first", extra=self.context)
-                if not self.service.graph.event_exists(self.record.organizer, event_id, request_id=self.record.id):
+            case steps.Verify() as verify:
+                log.warning(
+                    "an earlier attempt has an unknown outcome; looking for the event first", extra=self.context
+                )
+                if verification.gone(self.service, self.record.organizer, verify, request_id=self.record.id):
                     return self._settle(steps.GONE_AFTER_UNKNOWN)
                 self._save(lifecycle.confirm_present(self.record, now=self.service.clock()))
                 return None
@@ -285,8 +296,10 @@ class _Attempt:
         if request.iCalUId is not None:
             found = graph.find_by_ical_uid(request.organizer, request.iCalUId, request_id=self.record.id)
         else:
-            start, end = request.occurrence_window()
-            found = graph.occurrence_ids(request.organizer, str(request.eventId), start, end, request_id=self.record.id)
+            assert request.occurrenceDate is not None
+            start, end = occurrences.search_window(request.occurrenceDate, request.zone)
+            listed = graph.instances(request.organizer, str(request.eventId), start, end, request_id=self.record.id)
+            found = occurrences.pick(listed, request.occurrenceDate, request.zone)
         match steps.resolved(request, found):
             case Failure() as failure:
                 return self._finish(lambda r: lifecycle.fail(r, now=self.service.clock(), failure=failure))
@@ -344,13 +357,17 @@ class _Attempt:
         return True
 
     def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
+        """Holds the meeting, claims, then under one mailbox slot: reads the event (unless the message
+        or an earlier delivery gave the attendee count), counts the notice against the mailbox's
+        recipient budget, and cancels."""
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
         held = self._hold_meeting(event_id)
         if not isinstance(held, meeting_links.Held):
             return held
+        unknown_before = self.record.outcome_unknown
         claimed = lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds)
-        # Recorded before the mailbox slot, so the slot covers the Graph call alone.
+        # Recorded before the mailbox slot, so the slot covers the Graph calls alone.
         if self.unstored:  # accepted and claimed in one insert
             self.unstored = False
             inserted = self.service.store.insert(claimed)
@@ -358,7 +375,6 @@ class _Attempt:
                 self._settle_record()
                 return None
             self.record = inserted
-            self.claimed = True
         else:
             try:
                 self._save(claimed)
@@ -370,7 +386,8 @@ class _Attempt:
                 log.info("message put back: the request changed while being claimed", extra=self.context)
                 return Outcome.REQUEUED
             self.unconfirmed = False
-            self.claimed = True
+        self.claimed = True
+        self.claimed_unknown = unknown_before
         with limiter.slot(organizer, max_wait=steps.SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:  # nothing was sent: the claim is undone
                 return self._schedule(
@@ -378,16 +395,55 @@ class _Attempt:
                     "this mailbox is being throttled",
                     lambda r, due: lifecycle.release(r, now=self.service.clock(), due=due),
                 )
+            recipients = self.request.recipients if self.request.recipients is not None else self.record.recipients
+            if recipients is None:  # not in the message, not read by an earlier delivery: read it now
+                self.facts = graph.event_facts(organizer, event_id, request_id=self.record.id)
+                refusal = sending.refusal(self.facts, event_id)
+                if refusal is not None:
+                    return self._unclaim_and_fail(refusal)
+                recipients = self.facts.attendees
+            budget = sending.reserve(self.service.budget, organizer, recipients, now=self.service.clock())
+            if isinstance(budget, Failure):
+                return self._unclaim_and_fail(budget)
+            if isinstance(budget, sending.Wait):
+                return self._schedule(
+                    budget.delay,
+                    budget.failure.message,
+                    lambda r, due: lifecycle.release(r, now=self.service.clock(), due=due, reason=budget.failure),
+                    jitter=False,
+                )
+            self.reservation = budget
             self.cancel_sent = True
-            graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
+            try:
+                graph.cancel(organizer, event_id, self.request.comment, request_id=self.record.id)
+            except GraphPermanentError as error:
+                raise sending.explained(
+                    graph, organizer, event_id, error, self.facts, request_id=self.record.id
+                ) from None
             limiter.record_success(organizer)
         return self._settle(steps.CANCELLED_BY_GRAPH)
+
+    def _unclaim_and_fail(self, failure: Failure) -> Outcome:
+        """Nothing was sent: the claim is undone and the request fails (one write)."""
+        now = self.service.clock
+
+        def move(record: StatusRecord) -> StatusRecord:
+            return lifecycle.fail(lifecycle.unclaimed(record, outcome_unknown=False), now=now(), failure=failure)
+
+        return self._finish(move)
 
     def _after_error(self, error: GraphError | IdentityUnavailable) -> Outcome:
         if self.unstored or self.unconfirmed:  # nothing was sent: the outcome is recorded on what is stored
             self._settle_record()
+        if self.reservation is not None and sending.certainly_not_sent(error):
+            self.service.budget.refund(self.reservation)
+            self.reservation = None
         if isinstance(error, IdentityUnavailable):
             log.error("managed identity endpoint failed; will retry: %s", error, extra=self.context)
+        if self.claimed_unknown is not None and not self.cancel_sent:
+            # the claim said "maybe sent", but this delivery failed before its cancel: only earlier
+            # deliveries can have sent one
+            self.record = lifecycle.unclaimed(self.record, outcome_unknown=self.claimed_unknown)
         decision = steps.after_error(
             self.record,
             error,
@@ -427,9 +483,17 @@ class _Attempt:
                 raise RetryLater(failure.message)
         raise AssertionError(f"unknown step {decision!r}")
 
-    def _schedule(self, delay: float, reason: str, move: Callable[[StatusRecord, datetime], StatusRecord]) -> Outcome:
+    def _schedule(
+        self,
+        delay: float,
+        reason: str,
+        move: Callable[[StatusRecord, datetime], StatusRecord],
+        *,
+        jitter: bool = True,
+    ) -> Outcome:
         """Puts a delayed copy on the queue first, then records when it will come back."""
-        delay = self.service.retry_policy.jittered(delay, self.service.random)
+        if jitter:
+            delay = self.service.retry_policy.jittered(delay, self.service.random)
         self._send_copy(delay)
         self._save(move(self.record, self.service.clock() + timedelta(seconds=delay)))
         log.info("request put back for %.1f s: %s", delay, reason, extra=self.context)
@@ -443,7 +507,8 @@ class _Attempt:
         return self._finish(lambda r: lifecycle.complete(r, now=self.service.clock(), resolution=resolution))
 
     def _finish(self, move: Callable[[StatusRecord], StatusRecord]) -> Outcome:
-        self.record = _write_final(self.service, self.record, move)
+        self.record = _write_final(self.service, self.record, lambda r: self._noted(move(r)))
+        self.calls_written = len(self.calls)
         record = self.record
         level = logging.INFO if record.status == Status.CANCELLED else logging.WARNING
         log.log(
@@ -456,7 +521,12 @@ class _Attempt:
         return Outcome.CANCELLED if record.status == Status.CANCELLED else Outcome.FAILED
 
     def _save(self, record: StatusRecord) -> None:
-        self.record = self.service.store.replace(record)
+        self.record = self.service.store.replace(self._noted(record))
+        self.calls_written = len(self.calls)
+
+    def _noted(self, record: StatusRecord) -> StatusRecord:
+        """The calls and facts not yet written travel with this write."""
+        return lifecycle.noted(record, self.calls[self.calls_written :], self.facts)
 
 
 def _write_final(service: Service, record: StatusRecord, move: Callable[[StatusRecord], StatusRecord]) -> StatusRecord:

@@ -5,7 +5,7 @@ real one does where the lifecycle depends on it: ETags, inserts that never overw
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from meeting_cancel.errors import ConcurrentUpdate, GraphAnswer, GraphPermanentE
 from meeting_cancel.models import QueuedCancelRequest
 from meeting_cancel.record_store import RecordStore
 from meeting_cancel.records import Status
+from meeting_cancel.service_rows import UnqueuedEntry
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 REQUEST = QueuedCancelRequest(organizer="adele.vance@contoso.com", eventId="AAMkAGI2TG93AAA=", comment="Closed.")
@@ -22,6 +23,30 @@ REQUEST = QueuedCancelRequest(organizer="adele.vance@contoso.com", eventId="AAMk
 
 class StoreContract:
     """Subclasses provide a ``store`` fixture with an empty store."""
+
+    def test_the_first_secret_stored_is_the_one_every_caller_reads(self, store: RecordStore) -> None:
+        assert store.service_secret("idempotency", lambda: "first") == "first"
+        assert store.service_secret("idempotency", lambda: "second") == "first"
+
+    def test_hand_over_rows_are_read_by_minute_oldest_first_and_removed(self, store: RecordStore) -> None:
+        rows = [
+            UnqueuedEntry(request_id=f"r-{n}", message=f'{{"id": "r-{n}"}}', noted_at=NOW - timedelta(minutes=n))
+            for n in (3, 1, 2, 0)
+        ]
+        for row in rows:
+            store.put_unqueued(row)
+        store.put_unqueued(rows[0])  # handing over twice is harmless
+        store.insert(lifecycle.admit("r-9", REQUEST, source="http", now=NOW))
+
+        due = store.unqueued_before(NOW, 10)  # the current minute is not due yet
+        assert [r.request_id for r in due] == ["r-3", "r-2", "r-1"]
+        assert due[0] == rows[0]
+        assert [r.request_id for r in store.unqueued_before(NOW, 2)] == ["r-3", "r-2"]
+
+        store.remove_unqueued(due[0])
+        store.remove_unqueued(due[0])  # removing one that is gone is not an error
+        assert [r.request_id for r in store.unqueued_before(NOW + timedelta(minutes=1), 10)] == ["r-2", "r-1", "r-0"]
+        assert store.get("r-9") is not None
 
     def test_insert_then_get_returns_the_record_with_an_etag(self, store: RecordStore) -> None:
         stored = store.insert(lifecycle.accept("c-1", REQUEST, source="http", now=NOW, body_hash="h"))
@@ -32,6 +57,9 @@ class StoreContract:
         assert read is not None
         assert read.etag == stored.etag
         assert (read.status, read.body_hash, read.created_at) == (Status.QUEUED, "h", NOW)
+        admitted = store.insert(lifecycle.admit("c-1a", REQUEST, source="http", now=NOW))
+        assert admitted is not None
+        assert store.get("c-1a").status == Status.ACCEPTED  # type: ignore[union-attr]
 
     def test_a_second_insert_with_the_same_id_changes_nothing(self, store: RecordStore) -> None:
         store.insert(lifecycle.accept("c-2", REQUEST, source="http", now=NOW, body_hash="first"))

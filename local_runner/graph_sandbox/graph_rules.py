@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from . import calendar
 from .state import Mailbox
 
 if TYPE_CHECKING:
@@ -44,52 +46,71 @@ def apply(
     query: dict[str, list[str]],
     body: bytes,
     record: dict[str, Any],
+    prefer: str = "",
 ) -> Answer:
     state = sandbox.state
     if len(segments) == 2 and segments[0] == "users" and method == "GET":
         return user(sandbox, segments[1])
     if len(segments) < 3 or segments[0] != "users" or segments[2] not in ("events", "calendarView"):
         return 400, {"code": "BadRequest", "message": "Unsupported path in the sandbox."}
+    immutable = 'idtype="immutableid"' in prefer.replace(" ", "").lower()
+    select = query.get("$select", [None])[0]
+
+    def shown(event: dict[str, Any]) -> dict[str, Any]:
+        return calendar.present(
+            event, immutable=immutable, select=select, omit_original_start=state.omit_original_start
+        )
+
     with state.lock:
         mailbox = find_mailbox(sandbox, segments[1])
         if isinstance(mailbox, tuple):
             return mailbox
         events = state.events[mailbox.upn]
         if segments[2] == "calendarView" and method == "GET":
-            return calendar_view(sandbox, mailbox, events, query)
+            start, end = _window(query)
+            matching = [
+                e for e in events.values() if e["type"] != "seriesMaster" and calendar.overlaps(e, mailbox, start, end)
+            ]
+            return 200, _page(sandbox, mailbox, "calendarView", [shown(e) for e in matching], query)
         if len(segments) == 3:
             if method == "GET":
                 listed = [e for e in events.values() if e["type"] in ("singleInstance", "seriesMaster")]
                 wanted = _ical_uid_filter(query)
                 if wanted is not None:
                     listed = [e for e in listed if e["iCalUId"] == wanted]
-                return 200, {"value": listed}
+                return 200, {"value": [shown(e) for e in listed]}
             if method == "POST":
                 document = json.loads(body or b"{}")
                 attendees = [a["emailAddress"]["address"] for a in document.get("attendees", [])]
                 event_id = sandbox.create_event(mailbox.upn, document.get("subject", ""), attendees)
-                return 201, events[event_id]
+                return 201, shown(events[event_id])
         event_id = segments[3]
         if not _REST_ID.fullmatch(event_id):
             return 400, {"code": "ErrorInvalidIdMalformed", "message": "Id is malformed."}
-        event = events.get(event_id)
+        event = find_event(sandbox, mailbox, event_id)
         if event is None:
             return 404, {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
         if len(segments) == 4 and method == "GET":
-            return 200, event
+            return 200, shown(event)
         if len(segments) == 5 and segments[4] == "instances" and method == "GET":
             start, end = _window(query)
-            return 200, {
-                "value": [
-                    e for e in events.values() if e.get("seriesMasterId") == event_id and start <= _start_of(e) < end
-                ]
-            }
+            matching = [
+                e
+                for e in events.values()
+                if e.get("seriesMasterId") == event["id"] and calendar.overlaps(e, mailbox, start, end)
+            ]
+            return 200, _page(
+                sandbox, mailbox, f"events/{quote(event_id)}/instances", [shown(e) for e in matching], query
+            )
+        if event.get("_folder") == "deleteditems":
+            return 404, {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
         if len(segments) == 4 and method == "DELETE":
-            del events[event_id]
+            del events[event["id"]]
             record["applied"] = True
             return 204, None
         if len(segments) == 5 and segments[4] == "cancel" and method == "POST":
             if not event["isOrganizer"]:
+                # event-cancel.md documents the status and this message only, no code; this code is a guess
                 return 400, {"code": "ErrorInvalidRequest", "message": NOT_ORGANIZER}
             cancel(sandbox, mailbox, event, (json_or_none(body) or {}).get("comment"))
             record["applied"] = True
@@ -97,28 +118,32 @@ def apply(
     return 405, {"code": "BadRequest", "message": "Unsupported method in the sandbox."}
 
 
-def calendar_view(
-    sandbox: GraphSandbox, mailbox: Mailbox, events: dict[str, dict[str, Any]], query: dict[str, list[str]]
-) -> Answer:
-    """Occurrences and single meetings that start in the window, paged like Graph with nextLink."""
-    start, end = _window(query)
+def find_event(sandbox: GraphSandbox, mailbox: Mailbox, event_id: str) -> dict[str, Any] | None:
+    """By REST id among live items; by immutable id among live and deleted items (an immutable id
+    survives the move to Deleted Items, a REST id does not: outlook-immutable-id.md)."""
+    state = sandbox.state
+    live = state.events[mailbox.upn]
+    if event_id in live:
+        return live[event_id]
+    for item in (*live.values(), *state.deleted[mailbox.upn].values()):
+        if item.get(calendar.IMMUTABLE) == event_id:
+            return item
+    return None
+
+
+def _page(
+    sandbox: GraphSandbox, mailbox: Mailbox, path: str, matching: list[dict[str, Any]], query: dict[str, list[str]]
+) -> dict[str, Any]:
+    """One page, with Graph's ``@odata.nextLink`` to the next (default page size 10)."""
     top = int(query.get("$top", ["10"])[0])
     skip = int(query.get("$skip", ["0"])[0])
-    matching = sorted(
-        (e for e in events.values() if e["type"] != "seriesMaster" and start <= _start_of(e) < end),
-        key=lambda e: (_start_of(e), e["id"]),
-    )
     page: dict[str, Any] = {"value": matching[skip : skip + top]}
     if skip + top < len(matching):
-        page["@odata.nextLink"] = f"{sandbox.graph_base_url}/users/{quote(mailbox.upn)}/calendarView?" + urlencode(
-            {
-                "startDateTime": query["startDateTime"][0],
-                "endDateTime": query["endDateTime"][0],
-                "$top": top,
-                "$skip": skip + top,
-            }
+        following = {key: values[0] for key, values in query.items() if key != "$skip"}
+        page["@odata.nextLink"] = f"{sandbox.graph_base_url}/users/{quote(mailbox.upn)}/{path}?" + urlencode(
+            {**following, "$skip": skip + top}
         )
-    return 200, page
+    return page
 
 
 def user(sandbox: GraphSandbox, key: str) -> Answer:
@@ -153,15 +178,26 @@ def find_mailbox(sandbox: GraphSandbox, key: str) -> Mailbox | tuple[int, dict[s
 
 
 def cancel(sandbox: GraphSandbox, mailbox: Mailbox, event: dict[str, Any], comment: str | None) -> None:
-    """Moves the organizer's copy (a series with its occurrences) to Deleted Items and sends each
-    attendee the notice."""
+    """Cancels as Graph does: a single meeting or a series (with its occurrences) moves to Deleted
+    Items under a new REST id; an occurrence leaves the series (listed in the master's
+    ``cancelledOccurrences``). Each attendee, rooms included, gets the notice, unless the mailbox
+    is past its recipient rate limit: then the notice bounces (the meeting is cancelled anyway)."""
     state = sandbox.state
-    del state.events[mailbox.upn][event["id"]]
-    if event["type"] == "seriesMaster":
-        for occurrence in [e for e in state.events[mailbox.upn].values() if e.get("seriesMasterId") == event["id"]]:
-            del state.events[mailbox.upn][occurrence["id"]]
-    for attendee in event["attendees"]:
-        address = attendee["emailAddress"]["address"]
+    live = state.events[mailbox.upn]
+    del live[event["id"]]
+    if event["type"] in ("occurrence", "exception"):
+        master = live.get(event.get("seriesMasterId", ""))
+        if master is not None:
+            master.setdefault("cancelledOccurrences", []).append(calendar.occurrence_key(master["id"], event, mailbox))
+    else:
+        if event["type"] == "seriesMaster":
+            for occurrence in [e for e in live.values() if e.get("seriesMasterId") == event["id"]]:
+                del live[occurrence["id"]]
+        moved = {**event, "id": calendar.deleted_id(event["id"]), "_folder": "deleteditems"}
+        state.deleted[mailbox.upn][moved["id"]] = moved
+    recipients = [attendee["emailAddress"]["address"] for attendee in event["attendees"]]
+    bounced = over_recipient_limit(sandbox, mailbox, len(recipients))
+    for address in recipients:
         notice = {
             "to": address,
             "from": mailbox.upn,
@@ -169,6 +205,10 @@ def cancel(sandbox: GraphSandbox, mailbox: Mailbox, event: dict[str, Any], comme
             "comment": comment,
             "sentAt": datetime.now(UTC).isoformat(),
         }
+        if bounced:
+            notice["bounced"] = "550 5.2.2 recipient rate limit exceeded"  # exact NDR code: not documented
+            state.bounced.append(notice)
+            continue
         state.outbox.append(notice)
         for copy in state.events.get(address, {}).values():
             if copy["iCalUId"] == event["iCalUId"]:
@@ -181,6 +221,18 @@ def cancel(sandbox: GraphSandbox, mailbox: Mailbox, event: dict[str, Any], comme
         )
 
 
+def over_recipient_limit(sandbox: GraphSandbox, mailbox: Mailbox, recipients: int) -> bool:
+    """Counts the recipients in Exchange's rolling 24 hours; True when they would pass the limit."""
+    state = sandbox.state
+    now = time.time()
+    recent = [(at, count) for at, count in state.sent[mailbox.upn] if now - at < 24 * 3600]
+    state.sent[mailbox.upn] = recent
+    if sum(count for _, count in recent) + recipients > state.limits.recipients_per_day:
+        return True
+    recent.append((now, recipients))
+    return False
+
+
 def json_or_none(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
@@ -189,16 +241,7 @@ def json_or_none(body: bytes) -> Any:
 
 
 def _window(query: dict[str, list[str]]) -> tuple[datetime, datetime]:
-    return (_parse_time(query["startDateTime"][0]), _parse_time(query["endDateTime"][0]))
-
-
-def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _start_of(event: dict[str, Any]) -> datetime:
-    return _parse_time(event["start"]["dateTime"])
+    return (calendar.parse_time(query["startDateTime"][0]), calendar.parse_time(query["endDateTime"][0]))
 
 
 def _ical_uid_filter(query: dict[str, list[str]]) -> str | None:

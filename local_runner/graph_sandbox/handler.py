@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import time
 import uuid
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("local_runner.graph_sandbox")
 IDENTITY_PATH = "/msi/token"
+_GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 
 
 def handler_for(sandbox: GraphSandbox) -> type[BaseHTTPRequestHandler]:
@@ -91,7 +93,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         state = self.sandbox.state
         with state.lock:
             if path == "/sandbox/outbox" and method == "GET":
-                self._send(200, {"value": state.outbox})
+                self._send(200, {"value": state.outbox, "bounced": state.bounced})
             elif path == "/sandbox/calls" and method == "GET":
                 self._send(200, {"value": state.calls, "tokenRequests": state.token_requests})
             elif path == "/sandbox/events" and method == "GET":
@@ -113,13 +115,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
             record["status"] = 401
             self._error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
             return
-        mailbox = record.get("mailbox", "")
+        client_request_id = self.headers.get("client-request-id")
+        if client_request_id is not None and not _GUID.fullmatch(client_request_id):
+            # Graph's guidance: a fresh GUID per request (best-practices-concept.md); some workloads
+            # refuse anything else (msgraph-sdk-java#2164, "Header Client-Request-Id is not a guid.")
+            record["status"] = 400
+            self._error(400, "InvalidRequest", "Header Client-Request-Id is not a guid.")
+            return
+        mailbox = self._mailbox_key(record.get("mailbox", ""))
         fault = faults.take_fault(self.sandbox.state, record["operation"], mailbox)
         if not self._let_through(record, fault, mailbox):
             return
         try:
             faults.wait_latency(self.sandbox.state)
-            status, payload = graph_rules.apply(self.sandbox, method, segments, query, body, record)
+            status, payload = graph_rules.apply(
+                self.sandbox, method, segments, query, body, record, self.headers.get("Prefer", "")
+            )
         finally:
             faults.leave(self.sandbox.state, mailbox)
         record["status"] = status
@@ -128,6 +139,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._error(status, payload["code"], payload["message"])
         else:
             self._send(status, payload)
+
+    def _mailbox_key(self, key: str) -> str:
+        """One mailbox, whether a call names it by address or by object id (Graph counts its
+        concurrency per app and mailbox, not per spelling)."""
+        with self.sandbox.state.lock:
+            if key in self.sandbox.state.mailboxes:
+                return key
+            found = next((m.upn for m in self.sandbox.state.mailboxes.values() if m.id == key), None)
+        return found or key
 
     def _record_call(self, method: str, path: str, segments: list[str], body: bytes) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -161,7 +181,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault and fault.action == "status":
             record["status"] = fault.status
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            self._error(fault.status, fault.code, f"Injected fault {fault.status}.", headers)
+            self._error(fault.status, fault.code, fault.message or f"Injected fault {fault.status}.", headers)
             return False
         if not faults.admit(self.sandbox.state, mailbox):
             record["status"] = 429
@@ -208,5 +228,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.headers.get("client-request-id"):
             self.send_header("client-request-id", self.headers["client-request-id"])
+        if not (headers or {}).get("request-id"):
+            self.send_header("request-id", str(uuid.uuid4()))  # Graph answers every call with one
         self.end_headers()
         self.wfile.write(data)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from . import calendar
 from .handler import IDENTITY_PATH, handler_for
 from .seed import seed_demo
 from .state import Fault, Mailbox, SandboxState, rest_id
@@ -60,13 +61,20 @@ class GraphSandbox:
 
     # ----- arranging state (tests and the seed)
     def add_mailbox(
-        self, upn: str, display_name: str = "", *, has_mailbox: bool = True, object_id: str | None = None
+        self,
+        upn: str,
+        display_name: str = "",
+        *,
+        has_mailbox: bool = True,
+        object_id: str | None = None,
+        time_zone: str = "UTC",
     ) -> Mailbox:
         mailbox = Mailbox(
             upn=upn.lower(),
             id=(object_id or str(uuid.uuid5(uuid.NAMESPACE_DNS, upn.lower()))).lower(),
             display_name=display_name or upn.split("@")[0],
             has_mailbox=has_mailbox,
+            time_zone=time_zone,
         )
         with self.state.lock:
             self.state.mailboxes[mailbox.upn] = mailbox
@@ -81,11 +89,15 @@ class GraphSandbox:
         event_type: str = "singleInstance",
         event_id: str | None = None,
         start: str = "2026-12-01T09:00:00",
-        end: str = "2026-12-01T09:30:00",
+        end: str | None = None,
         ical_uid: str | None = None,
+        all_day: bool = False,
     ) -> str:
-        """Creates the organizer's copy and, for attendees with a mailbox here, their copies."""
+        """Creates the organizer's copy and, for attendees with a mailbox here, their copies.
+        Times are UTC; an all-day event's are dates (midnight to midnight, floating)."""
         attendees = attendees or []
+        if end is None:
+            end = calendar.shifted(start, timedelta(days=1) if all_day else timedelta(minutes=30))
         organizer_id = event_id or rest_id(f"{organizer}/{subject}/{uuid.uuid4()}")
         ical_uid = ical_uid or (
             "040000008200E00074C5B7101A82E008" + hashlib.sha256(f"{organizer}{organizer_id}".encode()).hexdigest()[:40]
@@ -99,36 +111,67 @@ class GraphSandbox:
             for mailbox, copy_id, is_organizer in copies:
                 self.state.events[mailbox.lower()][copy_id] = {
                     "id": copy_id,
+                    calendar.IMMUTABLE: immutable_id(copy_id),
                     "subject": subject,
                     "type": event_type,
                     "iCalUId": ical_uid,
                     "isOrganizer": is_organizer,
                     "isCancelled": False,
+                    "isAllDay": all_day,
                     "organizer": {"emailAddress": {"address": organizer.lower()}},
                     "attendees": [{"emailAddress": {"address": a.lower()}, "type": "required"} for a in attendees],
                     "start": {"dateTime": start, "timeZone": "UTC"},
                     "end": {"dateTime": end, "timeZone": "UTC"},
+                    "recurrence": None,
                 }
         return organizer_id
 
     def add_occurrences(self, organizer: str, master_id: str, starts: list[str], minutes: int = 30) -> list[str]:
-        """Occurrences of a series master, as calendarView and instances list them."""
+        """Occurrences of a series master, as calendarView and instances list them (with their
+        ``originalStart``); the master's ``recurrence`` range spans them. For an all-day series
+        ``starts`` are dates (``2026-12-04``) and each occurrence lasts the day."""
         ids = []
         with self.state.lock:
-            master = self.state.events[organizer.lower()][master_id]
+            mailbox = self.state.mailboxes[organizer.lower()]
+            master = self.state.events[mailbox.upn][master_id]
+            all_day = bool(master.get("isAllDay"))
             for start in starts:
+                begins = start[:10] + "T00:00:00" if all_day else start
+                length = timedelta(days=1) if all_day else timedelta(minutes=minutes)
                 occurrence_id = rest_id(f"{master_id}/{start}")
-                end = (datetime.fromisoformat(start) + timedelta(minutes=minutes)).isoformat(timespec="seconds")
-                self.state.events[organizer.lower()][occurrence_id] = {
+                first = datetime.fromisoformat(begins)
+                self.state.events[mailbox.upn][occurrence_id] = {
                     **master,
                     "id": occurrence_id,
+                    calendar.IMMUTABLE: immutable_id(occurrence_id),
                     "type": "occurrence",
                     "seriesMasterId": master_id,
-                    "start": {"dateTime": start, "timeZone": "UTC"},
-                    "end": {"dateTime": end, "timeZone": "UTC"},
+                    "originalStart": calendar.original_start(first.date() if all_day else first, mailbox, all_day),
+                    "start": {"dateTime": begins, "timeZone": "UTC"},
+                    "end": {"dateTime": calendar.shifted(begins, length), "timeZone": "UTC"},
+                    "recurrence": None,
                 }
                 ids.append(occurrence_id)
+            dates = sorted(s[:10] for s in [*starts, *_range_dates(master)])
+            master["recurrence"] = {
+                "pattern": {"type": "weekly", "interval": 1},
+                "range": {"type": "endDate", "startDate": dates[0], "endDate": dates[-1]},
+            }
         return ids
+
+    def move_occurrence(self, organizer: str, occurrence_id: str, new_start: str) -> None:
+        """Makes an occurrence an exception at another time: Graph lists it at its new start and
+        keeps ``originalStart`` (event-list-instances.md: "Changing meeting from 4/15 to 4/16")."""
+        with self.state.lock:
+            event = self.state.events[organizer.lower()][occurrence_id]
+            length = calendar.floating(event["end"]["dateTime"]) - calendar.floating(event["start"]["dateTime"])
+            event["type"] = "exception"
+            event["start"] = {"dateTime": new_start, "timeZone": "UTC"}
+            event["end"] = {"dateTime": calendar.shifted(new_start, length), "timeZone": "UTC"}
+
+    def immutable_id_of(self, mailbox: str, event_id: str) -> str:
+        with self.state.lock:
+            return str(self.state.events[mailbox.lower()][event_id][calendar.IMMUTABLE])
 
     def event_id_of(self, mailbox: str, subject: str) -> str:
         with self.state.lock:
@@ -177,3 +220,14 @@ class GraphSandbox:
         with self.state.lock:
             expires = self.state.tokens.get(authorization[len("Bearer ") :])
         return expires is not None and expires > time.time()
+
+
+def immutable_id(event_id: str) -> str:
+    """An immutable id: another string than the REST id, stable across folder moves."""
+    return rest_id(f"{event_id}/immutable")
+
+
+def _range_dates(master: dict[str, Any]) -> list[str]:
+    recurrence = master.get("recurrence") or {}
+    found = recurrence.get("range") or {}
+    return [found[key] for key in ("startDate", "endDate") if found.get(key)]

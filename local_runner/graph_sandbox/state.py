@@ -34,6 +34,7 @@ class Fault:
     operation: str = "cancel"
     status: int = 500
     code: str = "InternalServerError"
+    message: str | None = None  # Graph's message; "Injected fault <status>." when not given
     retry_after: float | None = None
     delay: float = 0.0
     mailbox: str | None = None
@@ -43,13 +44,23 @@ class Fault:
 
 @dataclass
 class Limits:
-    """Graph's throttling, scaled down: concurrent calls and calls per window, per mailbox."""
+    """Graph's throttling and Exchange's sending limit, per mailbox.
 
-    concurrent_per_mailbox: int | None = None
+    ``concurrent_per_mailbox``: Outlook's "4 concurrent requests" per app and mailbox (Graph's
+    throttling-limits.md, "Outlook service limits"); the 5th gets 429 ApplicationThrottled
+    "Application is over its MailboxConcurrency limit." (as users report it, e.g. Microsoft Q&A
+    734143 and 1660054). ``per_mailbox_per_window`` scales the 10,000 requests per 10 minutes down.
+    ``recipients_per_day``: Exchange Online's recipient rate limit (10,000 recipients in any 24
+    hours per mailbox, "Exchange Online limits", sending limits); notices past it bounce while the
+    meeting still leaves the calendar (Graph answered 202 long before).
+    """
+
+    concurrent_per_mailbox: int | None = 4
     per_mailbox_per_window: int | None = None
     window_seconds: float = 1.0
     retry_after: float = 1.0
     latency_seconds: tuple[float, float] = (0.0, 0.0)
+    recipients_per_day: int = 10_000
 
 
 @dataclass
@@ -58,13 +69,22 @@ class Mailbox:
     id: str
     display_name: str
     has_mailbox: bool = True
+    time_zone: str = "UTC"  # the mailbox's zone: where its all-day events begin and end
 
 
 @dataclass
 class SandboxState:
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     events: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    # Deleted Items: cancelled singles and series, under the new REST id the move gave them
+    deleted: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    # recipients each mailbox has sent to, with when: Exchange's rolling 24 hours
+    sent: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+    # users report list calls without originalStart, or with it null (graph-docs#4353): a test can
+    # make the sandbox answer so
+    omit_original_start: bool = False
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    bounced: list[dict[str, Any]] = field(default_factory=list)  # notices past the recipient limit
     calls: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)

@@ -49,7 +49,9 @@ def test_unknown_user_and_mailbox_without_exchange_come_from_graph_itself(
     assert unknown["error"]["code"] == "organizerNotFound"
     assert no_mailbox["error"]["code"] == "mailboxNotEnabled"
     assert missing_event["error"]["code"] == "eventNotFound"
-    assert len(sandbox.calls("cancel")) == 3
+    # the read before the cancel (organizer, attendees, shape) meets Graph's refusal first
+    assert len(sandbox.calls("get")) == 3
+    assert sandbox.calls("cancel") == []
 
 
 def test_a_401_refreshes_the_token_once_then_succeeds(app: AppUnderTest, sandbox: GraphSandbox, meeting: str) -> None:
@@ -101,7 +103,8 @@ def test_unknown_outcome_is_verified_before_calling_again(
     result = app.submit_and_process({"organizer": ORGANIZER, "eventId": meeting})
 
     assert result["status"] == "cancelled"
-    assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get", "cancel"]
+    # read (organizer, attendees, shape), cancel, verify: still there, cancel again (no second read)
+    assert [c["operation"] for c in sandbox.calls()] == ["get", "cancel", "get", "cancel"]
     assert sandbox.successful_cancels() == 1
 
 
@@ -113,7 +116,7 @@ def test_a_timeout_after_graph_applied_the_cancel_is_not_sent_twice(
 
     assert result["status"] == "cancelled"
     assert result["resolution"].startswith("verified")
-    assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get"]
+    assert [c["operation"] for c in sandbox.calls()] == ["get", "cancel", "get"]
     assert sandbox.successful_cancels() == 1
     assert len(sandbox.state.outbox) == 2
 
@@ -125,7 +128,7 @@ def test_a_connection_reset_after_graph_applied_the_cancel_is_not_sent_twice(
     result = app.submit_and_process({"organizer": ORGANIZER, "eventId": meeting})
 
     assert result["status"] == "cancelled"
-    assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get"]
+    assert [c["operation"] for c in sandbox.calls()] == ["get", "cancel", "get"]
     assert sandbox.successful_cancels() == 1
 
 
@@ -138,6 +141,23 @@ def test_transient_failures_end_failed_and_in_poison_after_max_dequeue_count(
     assert result["status"] == "failed"
     assert result["error"]["code"] == "graphUnavailable"
     assert "5 deliveries" in result["error"]["message"]
-    assert "may have been sent" in result["resolution"]
+    # the read before the cancel failed on every delivery, so no cancel can have been sent
+    assert "resolution" not in result
+    assert sandbox.calls("cancel") == []
     assert len(app.poison_messages()) == 1
     assert sandbox.successful_cancels() == 0
+
+
+def test_a_cancel_with_an_unknown_outcome_that_keeps_failing_may_have_been_sent(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=1))
+    sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=100, operation="get"))
+    # the attendee count in the message: the cancel is the first call, and every verification fails
+    app.put_message({"id": "keeps-failing", "organizer": ORGANIZER, "eventId": meeting, "recipients": 2})
+    app.drain()
+    result = app.status("keeps-failing").body
+
+    assert result["error"]["code"] == "graphUnavailable"
+    assert "may have been sent" in result["resolution"]
+    assert len(sandbox.calls("cancel")) == 1

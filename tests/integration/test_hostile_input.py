@@ -204,7 +204,11 @@ def test_the_organizers_case_does_not_change_the_fingerprint(app: AppUnderTest, 
 
     assert shouted.status == 202
     assert shouted.body["id"] == first.body["id"]
-    assert app.visible_messages() == 1
+    # A replay of a request still waiting for the worker may send its message once more (issue 16:
+    # it may be missing); both copies are the one request, and Graph is asked once.
+    app.drain()
+    assert app.status(first.body["id"]).body["status"] == "cancelled"
+    assert app.sandbox.successful_cancels(meeting) == 1
 
 
 def test_field_names_from_a_message_never_reach_the_log_raw(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from local_runner.graph_sandbox import Fault, GraphSandbox
@@ -65,7 +67,16 @@ def test_graph_call_carries_tracking_id_user_agent_and_encoded_segments(
     [call] = sandbox.calls("cancel")
     encoded_id = event_id.replace("=", "%3D")
     assert call["path"] == f"/v1.0/users/a%2Bb%40contoso.com/events/{encoded_id}/cancel"
-    assert call["clientRequestId"] == status["id"]
+    # a fresh GUID per Graph call (Graph's best practices), never the caller's tracking id; the
+    # status lists each call with the GUID sent and Graph's request-id
+    assert call["clientRequestId"] != status["id"]
+    assert uuid.UUID(call["clientRequestId"]).version == 4
+    ids = {c["clientRequestId"] for c in sandbox.calls()}
+    assert len(ids) == len(sandbox.calls())
+    shown = {c["operation"]: c for c in status["graphCalls"]}
+    assert shown["cancel"]["client-request-id"] == call["clientRequestId"]
+    assert shown["cancel"]["status"] == 202
+    assert shown["cancel"]["request-id"]
     assert call["userAgent"].startswith("meeting-cancel-service/")
 
 
@@ -171,13 +182,30 @@ def test_attendee_copy_fails_with_the_organizer_error_after_one_call(
     attendee_copy = next(e["id"] for e in sandbox.state.events[ATTENDEE].values())
     status = app.submit_and_process({"organizer": ATTENDEE, "eventId": attendee_copy})
 
+    # the read before the cancel shows isOrganizer false: Graph would refuse with a 400 whose code
+    # it does not document (event-cancel.md), so nothing is sent
     assert status["status"] == "failed"
-    assert status["error"]["code"] == "invalidRequest"
+    assert status["error"]["code"] == "notOrganizer"
     assert "organizer" in status["error"]["message"]
+    assert status["attempts"] == 0
+    assert sandbox.calls("cancel") == []
+
+
+def test_a_400_from_cancel_is_not_organizer_when_the_event_says_so_whatever_the_code(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    """A message that carries the attendee count is not read first; the 400 then leads to a read."""
+    attendee_copy = next(e["id"] for e in sandbox.state.events[ATTENDEE].values())
+    app.put_message({"id": "attendee-1", "organizer": ATTENDEE, "eventId": attendee_copy, "recipients": 2})
+    app.drain()
+    status = app.status("attendee-1").body
+
+    assert status["error"]["code"] == "notOrganizer"
     assert status["error"]["graph"]["status"] == 400
+    assert status["error"]["graph"]["code"] == "ErrorInvalidRequest"
     assert status["error"]["graph"]["request-id"]
-    assert status["error"]["graph"]["date"]
-    assert len(sandbox.calls("cancel")) == 1
+    assert uuid.UUID(status["error"]["graph"]["client-request-id"])
+    assert [c["operation"] for c in sandbox.calls()] == ["cancel", "get"]
     assert sandbox.state.outbox == []
 
 

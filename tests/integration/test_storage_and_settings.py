@@ -28,15 +28,21 @@ def test_storage_down_answers_503_with_retry_after(app: AppUnderTest, azurite: A
     assert "nothing was queued" in response.body["detail"]
 
 
-def test_queue_down_leaves_no_half_written_request(app: AppUnderTest, azurite: Azurite, meeting: str) -> None:
+def test_queue_down_hands_the_request_to_the_sweep_instead_of_refusing_it(
+    app: AppUnderTest, azurite: Azurite, meeting: str
+) -> None:
+    """The queue is down, the table is not: the request is recorded ``accepted`` and its message
+    waits in a sweep row, so the answer is 202 (tests/integration/test_intake_faults.py follows it
+    to the end); nothing is half-written and nothing is deleted."""
     queue_goes_down_after_start(azurite)
 
     response = app.post({"organizer": ORGANIZER, "eventId": meeting}, headers={"Idempotency-Key": "k-1"})
-    assert response.status == 503
+    assert response.status == 202
+    assert response.body["status"] == "queued"
 
     store = StatusStore(Settings.from_environ())
-    records = list(store._table.list_entities())
-    assert records == []
+    rows = list(store._table.list_entities())
+    assert sorted(row["PartitionKey"][:10] for row in rows) == [response.body["id"][:10], "~service", "~unqueued~"]
     assert app.visible_messages() == 0
 
 

@@ -94,3 +94,24 @@ def test_function_key_callers_and_role_holders_never_trigger_a_lookup() -> None:
     assert authorize_submit(Caller("functionKey", "functionKey"), "a@contoso.com", object_id_of=no_lookup)
     helpdesk = Caller("user", ALEX, roles=frozenset({"Meetings.Cancel.Any"}))
     assert authorize_submit(helpdesk, "a@contoso.com", object_id_of=no_lookup).startswith("app role")
+
+
+FUNCTION_KEYS = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+
+
+def test_a_function_key_caller_is_scoped_by_a_hash_of_the_key_the_host_read() -> None:
+    first = identify({"x-functions-key": "key-one"}, FUNCTION_KEYS)
+    second = identify({"X-Functions-Key": "key-two"}, FUNCTION_KEYS)
+    by_code = identify({}, FUNCTION_KEYS, {"code": "key-one"})
+    header_wins = identify({"x-functions-key": "key-two"}, FUNCTION_KEYS, {"code": "key-one"})
+
+    assert first.scope != second.scope
+    assert by_code.scope == first.scope
+    assert header_wins.scope == second.scope
+    assert "key-one" not in first.scope + repr(first) + first.label
+    assert first.label == "functionKey"  # what status records show is unchanged
+
+
+def test_an_entra_caller_is_scoped_by_its_object_id() -> None:
+    user = identify(header(tid=TENANT, oid=ADELE, scp="user_impersonation"), Settings.from_environ(ENTRA))
+    assert user.scope == f"user:{ADELE}"

@@ -31,7 +31,13 @@ from openapi_spec_validator import validate as validate_openapi
 from PIL import Image
 from pydantic import BaseModel
 
-from meeting_cancel.models import CancellationError, CancellationStatus, CancelRequest, GraphErrorDetail
+from meeting_cancel.models import (
+    CancellationError,
+    CancellationStatus,
+    CancelRequest,
+    GraphCallView,
+    GraphErrorDetail,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR = ROOT / "connector"
@@ -436,6 +442,7 @@ def swagger_type(schema: dict[str, Any]) -> str | None:
         ("CancellationStatus", CancellationStatus),
         ("CancellationError", CancellationError),
         ("GraphErrorDetail", GraphErrorDetail),
+        ("GraphCall", GraphCallView),
     ],
 )
 def test_connector_schemas_match_the_models(definition: str, model: type[BaseModel]) -> None:

@@ -73,4 +73,4 @@ def test_each_request_of_a_batch_and_the_counts_match_the_result_definition() ->
     item = RESULT["properties"]["requests"]["items"]
     assert set(item["properties"]) == set(properties(BatchRequestView))
     assert_same_types(BatchRequestView, item["properties"])
-    assert set(RESULT["properties"]["counts"]["properties"]) == {status.value for status in Status}
+    assert set(RESULT["properties"]["counts"]["properties"]) == {status.public for status in Status}

@@ -81,3 +81,60 @@ def test_an_answer_without_a_json_body_is_still_classified_by_status() -> None:
 
 def test_each_path_segment_is_encoded_exactly_once() -> None:
     assert graph_path("users", "a+b@contoso.com", "events", "AAMk=/x") == "users/a%2Bb%40contoso.com/events/AAMk%3D%2Fx"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "ours", "advice"),
+    [
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+            "permissionMissing",
+            "Calendars.ReadWrite",
+        ),
+        (403, "ErrorAccessDenied", "Access to OData is disabled.", "mailboxOutsideAccessPolicy", "RBAC"),
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+            "mailboxOutsideAccessPolicy",
+            "scope",
+        ),
+        (
+            403,
+            "ExtensionError",
+            "Operation: Create; Exception: [Status Code: Forbidden; Reason: Access to OData is disabled.]",
+            "mailboxOutsideAccessPolicy",
+            "scope",
+        ),
+        (
+            400,
+            "ExtensionError",
+            "Operation: Read; Exception: [Status Code: BadRequest]",
+            "exchangeError",
+            "on-premises",
+        ),
+        (
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "REST API is not yet supported for this mailbox.",
+            "mailboxNotEnabled",
+            "licence",
+        ),
+        (403, "ErrorAccessDenied", "Something new.", "accessDenied", None),
+    ],
+)
+def test_403s_and_unusable_mailboxes_say_what_to_do(
+    status: int, code: str, message: str, ours: str, advice: str | None
+) -> None:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps({"error": {"code": code, "message": message}}).encode()
+    error = classify(response)
+
+    assert isinstance(error, GraphPermanentError)
+    assert error.code == ours
+    assert message in error.reason
+    if advice:
+        assert advice in error.reason

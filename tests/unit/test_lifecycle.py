@@ -50,6 +50,7 @@ def later(seconds: float) -> datetime:
 @pytest.mark.parametrize("status", list(Status))
 def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status: Status) -> None:
     moves = {
+        Move.CONFIRM_QUEUED: lambda r: lifecycle.confirm_queued(r, now=NOW),
         Move.RESOLVE: lambda r: lifecycle.resolve(r, EVENT, now=NOW),
         Move.LINK: lambda r: lifecycle.link(r, "r-0", now=NOW),
         Move.FOLLOW: lambda r: lifecycle.follow(r, record(id="r-0", status=Status.CANCELLED), now=NOW),
@@ -66,7 +67,7 @@ def test_each_move_leaves_exactly_the_statuses_the_map_allows(move: Move, status
         Move.COMPLETE: lambda r: lifecycle.complete(r, now=NOW, resolution="cancelled by Graph"),
         Move.FAIL: lambda r: lifecycle.fail(r, now=NOW, failure=Failure("notOrganizer", "x")),
     }
-    if move not in moves:  # ACCEPT and REJECT create records: they leave no status
+    if move not in moves:  # ADMIT, ACCEPT and REJECT create records: they leave no status
         assert MOVES[move][0] == frozenset({None})
         return
     origins, target = MOVES[move]
@@ -176,9 +177,9 @@ def test_an_organizer_outside_the_policy_is_refused_with_the_settings_sentence()
     assert "ALLOWED_ORGANIZERS" in step.failure.message
 
 
-def test_the_lease_covers_the_slot_wait_the_call_and_a_margin() -> None:
+def test_the_lease_covers_the_slot_wait_the_read_the_call_and_a_margin() -> None:
     step = steps.next_step(record(), REQUEST, NOW, SETTINGS)
-    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 30.0 + steps.LEASE_MARGIN_SECONDS)
+    assert step == steps.Cancel(EVENT, steps.SLOT_MAX_WAIT_SECONDS + 2 * 30.0 + steps.LEASE_MARGIN_SECONDS)
 
 
 @pytest.mark.parametrize(
@@ -376,3 +377,18 @@ def test_no_record_means_nothing_to_fail() -> None:
         )
         is None
     )
+
+
+def test_an_admitted_request_is_accepted_until_its_message_is_known_and_reads_as_queued() -> None:
+    from meeting_cancel.intake import status_view
+
+    admitted = lifecycle.admit("r-2", REQUEST, source="http", now=NOW)
+    assert admitted.status == Status.ACCEPTED
+    assert not admitted.status.final
+    assert status_view(admitted)["status"] == "queued"
+    confirmed = lifecycle.confirm_queued(admitted, now=later(1))
+    assert (confirmed.status, confirmed.updated_at) == (Status.QUEUED, later(1))
+    claimed = lifecycle.claim(admitted, now=NOW, lease_seconds=40)  # the worker claims from accepted too
+    assert claimed.status == Status.PROCESSING
+    with pytest.raises(IllegalMove):
+        lifecycle.confirm_queued(confirmed, now=NOW)

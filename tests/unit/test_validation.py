@@ -12,6 +12,7 @@ import pytest
 from cancel_function.responses import problem_response
 from meeting_cancel.batch_models import WindowRequest
 from meeting_cancel.models import MAX_COMMENT_LENGTH, CancelRequest, QueuedCancelRequest
+from meeting_cancel.occurrences import SEARCH_MARGIN, search_window
 from meeting_cancel.parsing import parse_model, parse_request
 from meeting_cancel.policy import OrganizerPolicy
 from meeting_cancel.problems import Problem
@@ -198,10 +199,11 @@ def test_occurrence_days_outside_what_a_calendar_holds_are_400(day: str, zone: s
 @pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "UTC"])
 @pytest.mark.parametrize("day", ["1900-01-01", "2999-12-31"])
 def test_the_first_and_last_days_have_a_window_in_every_zone(day: str, zone: str) -> None:
-    start, end = post(
-        {"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": day, "timeZone": zone}
-    ).occurrence_window()
-    assert end - start == timedelta(days=1)
+    """The worker's widened search window (occurrences.search_window) exists for every accepted day."""
+    request = post({"organizer": ORGANIZER, "eventId": VALID_ID, "occurrenceDate": day, "timeZone": zone})
+    assert request.occurrenceDate is not None
+    start, end = search_window(request.occurrenceDate, request.zone)
+    assert end - start == timedelta(days=1) + 2 * SEARCH_MARGIN
     assert start.astimezone(UTC) < end.astimezone(UTC)
 
 
