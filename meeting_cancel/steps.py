@@ -116,10 +116,15 @@ def lease_seconds(settings: Settings) -> float:
     return SLOT_MAX_WAIT_SECONDS + CALLS_UNDER_CLAIM * settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
+# A queue message's tracking id, and its attendee count (a hint the sender may add, which intake's
+# request does not have): neither changes which request it is.
+NOT_FINGERPRINTED = frozenset({"id", "recipients"})
+
+
 def fingerprint(request: CancelRequest) -> str:
     """The request's fingerprint, as its record keeps it (``body_hash``): every field but the
     tracking id, the organizer in lower case (userPrincipalNames are case-insensitive)."""
-    document = request.model_dump(mode="json", exclude={"id"})
+    document = request.model_dump(mode="json", exclude=set(NOT_FINGERPRINTED))
     return idempotency.fingerprint({**document, "organizer": request.organizer.lower()})
 
 

@@ -71,7 +71,8 @@ def test_http_request_costs_insert_and_send_then_one_conditional_claim_and_one_o
 
     assert counted.drain() == 1
     worker = counted.take()
-    assert coordination_ops(worker) == 3  # the meeting's row taken; a mailbox slot taken and given back
+    # the meeting's row; a mailbox slot taken and given back; the recipient budget read and reserved
+    assert coordination_ops(worker) == 5
     assert table_ops(worker) == {"table update": 2}  # claim with intake's ETag, outcome; no read
     assert queue_writes(worker) == {"queue delete": 1}
     assert counted.status(response.body["id"]).body["status"] == "cancelled"
@@ -85,7 +86,8 @@ def test_workflow_message_is_recorded_already_claimed_in_one_insert(counted: Cou
 
     assert counted.drain() == 1
     worker = counted.take()
-    assert coordination_ops(worker) == 3  # the meeting's row taken; a mailbox slot taken and given back
+    # the meeting's row; a mailbox slot taken and given back; the recipient budget read and reserved
+    assert coordination_ops(worker) == 5
     assert table_ops(worker) == {"table insert": 1, "table update": 1}  # accepted and claimed, outcome
     assert queue_writes(worker) == {"queue delete": 1}
     final = counted.status("wf-claimed-1").body
