@@ -1,9 +1,10 @@
 """The bare calls a queue-path cancellation needs, made directly with the same SDKs and the same
 client options as the app, in a process of its own so that its CPU is its own
 (``python -m bench.bare``): receive messages (a batch at a time), and for each one insert the
-claimed record, insert the meeting's row, take a mailbox slot (a conditional write), POST the
-cancel to Graph, give the slot back (a conditional write), replace the record with its outcome,
-delete the message: the operations ``bench.minimums`` lists for the queue path.
+claimed record, insert the meeting's row, take a mailbox slot (a conditional write), read the
+event from Graph (its attendees), read and write the mailbox's recipient budget, POST the cancel
+to Graph, give the slot back (a conditional write), replace the record with its outcome, delete
+the message: the operations ``bench.minimums`` lists for the queue path, and the two Graph calls.
 
 Reads a JSON job on standard input; prints ``{"cpu": seconds, "count": n}`` for the calls alone
 (imports and client construction excluded)."""
@@ -65,8 +66,13 @@ def main() -> int:
         )
         slot = {"PartitionKey": f"slots-{uuid.uuid4().hex}", "RowKey": "0", "holder": document["id"], "expires_at": now}
         taken = coordination.create_entity(slot)
-        url = f"{job['graph']}/users/{document['organizer']}/events/{document['eventId']}/cancel"
-        graph.post(url, json={}, headers={**headers, "client-request-id": str(uuid.uuid4())}, timeout=30)
+        event = f"{job['graph']}/users/{document['organizer']}/events/{document['eventId']}"
+        params = {"$select": "id,isOrganizer,attendees,type"}
+        graph.get(event, params=params, headers={**headers, "client-request-id": str(uuid.uuid4())}, timeout=30)
+        budget_key = f"budget-{uuid.uuid4().hex}"
+        coordination.create_entity({"PartitionKey": budget_key, "RowKey": "0", "recipients": 1})
+        coordination.get_entity(budget_key, "0")
+        graph.post(f"{event}/cancel", json={}, headers={**headers, "client-request-id": str(uuid.uuid4())}, timeout=30)
         slot.update(holder="", expires_at=datetime(1970, 1, 1, tzinfo=UTC))
         coordination.update_entity(
             slot, mode=UpdateMode.REPLACE, etag=taken["etag"], match_condition=MatchConditions.IfNotModified
