@@ -116,15 +116,15 @@ def lease_seconds(settings: Settings) -> float:
     return SLOT_MAX_WAIT_SECONDS + CALLS_UNDER_CLAIM * settings.graph_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
-# A queue message's tracking id, and its attendee count (a hint the sender may add, which intake's
-# request does not have): neither changes which request it is.
-NOT_FINGERPRINTED = frozenset({"id", "recipients"})
+_REQUEST_FIELDS = set(CancelRequest.model_fields)
 
 
 def fingerprint(request: CancelRequest) -> str:
-    """The request's fingerprint, as its record keeps it (``body_hash``): every field but the
-    tracking id, the organizer in lower case (userPrincipalNames are case-insensitive)."""
-    document = request.model_dump(mode="json", exclude=set(NOT_FINGERPRINTED))
+    """The request's fingerprint, as its record keeps it (``body_hash``): the fields of the request
+    contract (``CancelRequest``), so the message's own additions (the tracking id, the attendee count
+    a batch passes along) are not part of it; the organizer in lower case (userPrincipalNames are
+    case-insensitive)."""
+    document = request.model_dump(mode="json", include=_REQUEST_FIELDS)
     return idempotency.fingerprint({**document, "organizer": request.organizer.lower()})
 
 
@@ -139,7 +139,7 @@ def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
     if not same_meeting or record.body_hash is None:
         return same_meeting
     # Records written before the organizer was folded to lower case keep the fields as sent.
-    as_sent = idempotency.fingerprint(request.model_dump(mode="json", exclude={"id"}))
+    as_sent = idempotency.fingerprint(request.model_dump(mode="json", include=_REQUEST_FIELDS))
     return record.body_hash in (fingerprint(request), as_sent)
 
 
