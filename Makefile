@@ -49,7 +49,7 @@ fmt: $(PY_STAMP) ## format and fix what ruff can fix
 schemas: $(PY_STAMP) ## regenerate schemas/queue-message.schema.json from the models
 	$(BIN)/python -m meeting_cancel.models > schemas/queue-message.schema.json
 
-bench: install ## the benchmark table (about two minutes)
+bench: install ## the benchmark table with targets (about ten minutes)
 	$(BIN)/python -m bench
 
 clean: ## remove the environments, Azurite's data and caches

@@ -36,6 +36,7 @@ from .parsing import parse_model, validation_detail
 from .problems import Problem
 from .records import Status
 from .window_meetings import estimated_completion, find_meetings
+from .work_queue import RecordNote
 
 if TYPE_CHECKING:
     from .service import Service
@@ -196,8 +197,9 @@ def _queue_children(
         )
         # A retry of a batch that failed half-way finds some records already there; their messages
         # may be missing, so they are sent again: the worker completes a duplicate without a second call.
-        service.store.insert(record)
-        service.queue.send(message)
+        stored = service.store.insert(record)
+        # The message carries the record as stored, ETag included: the worker claims with one write.
+        service.queue.send(message, note=RecordNote(record=stored) if stored is not None else RecordNote(exists=True))
     service.store.put_batch(batch)
     log.info(
         "queued batch %s: %d meetings of %s (caller %s)", batch.id, batch.count, batch.organizer, batch.submitted_by

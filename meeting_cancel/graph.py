@@ -81,6 +81,9 @@ class GraphClient:
         self._credential = self._credential_factory()
         self._credential_lock = threading.Lock()
         self._session = requests.Session()
+        # No proxy, .netrc or CA-bundle lookups in the environment on every call (requests'
+        # ``trust_env``): Graph is called directly, and the lookups cost CPU per call.
+        self._session.trust_env = False
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)

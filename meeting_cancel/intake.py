@@ -44,7 +44,7 @@ from .parsing import parse_request
 from .problems import Problem
 from .records import Status, StatusRecord, utcnow
 from .service_rows import UnqueuedEntry
-from .work_queue import encode
+from .work_queue import RecordNote, encode
 
 if TYPE_CHECKING:
     from .service import Service
@@ -212,8 +212,12 @@ def _enqueue(service: Service, record: StatusRecord, message: QueuedCancelReques
     """Sends the message; when that fails, hands it to the sweep; when that fails too, the caller
     is told to retry with the same key. ``confirm``: record ``queued`` once it is sent (a re-send
     does; the first send does not, to save a write on every request)."""
+    # The first send carries the record as stored, ETag included: the worker claims it with one
+    # conditional write instead of reading it first. A re-send is confirmed after it is sent, so its
+    # message only says that a record exists.
+    note = RecordNote(exists=True) if confirm else RecordNote(record=record)
     try:
-        service.queue.send(message)
+        service.queue.send(message, note=note)
     except StorageUnavailable as error:
         _hand_to_sweep(service, record, message, error)
         return record
@@ -227,7 +231,8 @@ def _enqueue(service: Service, record: StatusRecord, message: QueuedCancelReques
 
 
 def _hand_to_sweep(service: Service, record: StatusRecord, message: QueuedCancelRequest, error: Exception) -> None:
-    entry = UnqueuedEntry(request_id=record.id, message=encode(message), noted_at=service.clock())
+    text = encode(message, RecordNote(exists=True))  # the sweep re-sends it: the worker reads the record
+    entry = UnqueuedEntry(request_id=record.id, message=text, noted_at=service.clock())
     try:
         service.store.put_unqueued(entry)
     except StorageUnavailable as second:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -90,13 +90,40 @@ class StatusRecord:
     # record from pending to final and back without reading it first.
     moved_from: Status | None = field(default=None, compare=False)
 
+    def values(self) -> dict[str, Any]:
+        """The fields by name, as they are (all immutable): ``asdict`` would deep-copy each one,
+        a measurable share of the CPU of every write."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
     def to_entity(self) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": self.id, "RowKey": ROW_KEY}
-        for name, value in asdict(self).items():
+        for name, value in self.values().items():
             if name in ("id", "etag", "moved_from") or value is None:
                 continue
             entity[name] = str(value) if isinstance(value, Status) else value
         return entity
+
+    def snapshot(self) -> dict[str, Any]:
+        """The record as JSON values with its ETag: what intake puts in the queue message, so the
+        worker can claim the request with one conditional write instead of reading it first."""
+        values = {name: v.isoformat() if isinstance(v, datetime) else v for name, v in self.values().items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    @classmethod
+    def from_snapshot(cls, values: dict[str, Any]) -> StatusRecord:
+        """The record a ``snapshot`` describes; raises ``ValueError`` or ``TypeError`` for anything else."""
+        known = {f.name: f for f in fields(cls)}
+        if not isinstance(values.get("etag"), str) or set(values) - set(known):
+            raise ValueError("not a status record snapshot")
+        parsed = dict(values)
+        parsed["status"] = Status(parsed["status"])
+        for name in _MOMENTS:
+            if name in parsed:
+                parsed[name] = datetime.fromisoformat(parsed[name]).astimezone(UTC)
+        record = cls(**parsed)
+        if not isinstance(record.id, str) or not isinstance(record.attempts, int):
+            raise ValueError("not a status record snapshot")
+        return record
 
     @classmethod
     def from_entity(cls, entity: Any, *, etag: str | None = None) -> StatusRecord:
@@ -109,3 +136,6 @@ class StatusRecord:
         if etag is None and hasattr(entity, "metadata"):
             etag = entity.metadata.get("etag")
         return cls(id=entity["PartitionKey"], etag=etag, **values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(StatusRecord))

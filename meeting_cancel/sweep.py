@@ -20,6 +20,7 @@ without a second Graph call, and only one of them records ``queued``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from .errors import ConcurrentUpdate, StorageUnavailable
 from .models import QueuedCancelRequest
 from .records import Status
 from .service_rows import UnqueuedEntry
+from .work_queue import RecordNote, take_note
 
 if TYPE_CHECKING:
     from .service import Service
@@ -70,7 +72,9 @@ def _sweep(service: Service, entry: UnqueuedEntry) -> bool:
     record = service.store.get(entry.request_id)
     resend = record is not None and record.status == Status.ACCEPTED
     if record is not None and resend:
-        service.queue.send(QueuedCancelRequest.model_validate_json(entry.message))
+        document = json.loads(entry.message)
+        take_note(document)  # the hand-over kept intake's note; the re-send says "a record exists"
+        service.queue.send(QueuedCancelRequest.model_validate(document), note=RecordNote(exists=True))
         # a worker claimed it, or another sweep confirmed it: the message is on the queue either way
         with contextlib.suppress(ConcurrentUpdate):
             service.store.replace(lifecycle.confirm_queued(record, now=service.clock()))

@@ -12,22 +12,60 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .models import QueuedCancelRequest
+from .records import StatusRecord
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
 log = logging.getLogger(__name__)
 MAX_VISIBILITY_DELAY_SECONDS = 7 * 24 * 3600 - 60
+# The service's own note on its messages, beside the request's fields (never written by workflows):
+# the record as stored, with its ETag, or ``{"etag": null}`` for "a record exists, read it".
+RECORD_KEY = "record"
 
 
-def encode(request: QueuedCancelRequest) -> str:
+@dataclass(frozen=True)
+class RecordNote:
+    """What a message says about the request's status record, so the worker can skip reads.
+
+    ``record``: the record as intake stored it, ETag included: the worker claims it with one
+    conditional write, and reads the record only when that write fails (the record moved on).
+    ``exists``: a record exists (a delayed copy the worker put back), so the worker reads it rather
+    than trying to create it. Neither: a workflow's message, whose record the worker creates.
+    """
+
+    record: StatusRecord | None = None
+    exists: bool = False
+
+
+def encode(request: QueuedCancelRequest, note: RecordNote | None = None) -> str:
     """The message text for a request: compact JSON without the fields left out."""
-    return request.model_dump_json(exclude_none=True)
+    if note is None or (note.record is None and not note.exists):
+        return request.model_dump_json(exclude_none=True)
+    document = request.model_dump(mode="json", exclude_none=True)
+    document[RECORD_KEY] = note.record.snapshot() if note.record is not None else {"etag": None}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def take_note(document: dict[str, Any]) -> RecordNote:
+    """Removes the service's note from a decoded message; a note that cannot be read is ignored
+    (the worker then reads or creates the record, as for a workflow's message)."""
+    value = document.pop(RECORD_KEY, None)
+    if not isinstance(value, dict):
+        return RecordNote()
+    if value == {"etag": None}:
+        return RecordNote(exists=True)
+    try:
+        return RecordNote(record=StatusRecord.from_snapshot(value))
+    except (KeyError, TypeError, ValueError):
+        return RecordNote(exists=True)
 
 
 def decode(body: bytes) -> str | None:
@@ -62,12 +100,12 @@ class WorkQueue:
             with storage_errors("create queue"), contextlib.suppress(ResourceExistsError):
                 client.create_queue()
 
-    def send(self, request: QueuedCancelRequest, *, delay_seconds: float = 0) -> None:
+    def send(self, request: QueuedCancelRequest, *, delay_seconds: float = 0, note: RecordNote | None = None) -> None:
         from .storage import storage_errors
 
         delay = max(0, min(round(delay_seconds), MAX_VISIBILITY_DELAY_SECONDS))
         with storage_errors("enqueue"):
-            self._queue.send_message(encode(request), visibility_timeout=delay or None)
+            self._queue.send_message(encode(request, note), visibility_timeout=delay or None)
 
     def send_to_poison(self, body: bytes) -> None:
         """Moves a message aside as it arrived (undecodable bytes replaced), for a person to read."""

@@ -42,7 +42,7 @@ from .models import TRACKING_ID, QueuedCancelRequest
 from .occurrences import EventFacts
 from .parsing import UnreadableJson, describe_errors, load_json, validation_detail
 from .records import Status, StatusRecord
-from .work_queue import decode
+from .work_queue import RecordNote, decode, take_note
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -78,21 +78,18 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     parsed = _parse(service, delivery)
     if isinstance(parsed, Outcome):
         return parsed
-    request, request_id = parsed
+    request, request_id, note = parsed
     attempt: _Attempt | None = None
     try:
-        record = _load_or_create(service, request, request_id)
-        if operations.is_redrive(record, delivery):
-            record = operations.redrive(service, record)
-        attempt = _Attempt(service, delivery, request, record)
-        with telemetry.continue_trace("process cancellation", request.traceparent, request_id=record.id):
+        attempt = _Attempt(service, delivery, request, request_id, note)
+        with telemetry.continue_trace("process cancellation", request.traceparent, request_id=request_id):
             return attempt.run()
     except Exception as error:
         _on_unhandled(service, delivery, request, request_id, error, claimed_here=bool(attempt and attempt.claimed))
         raise
 
 
-def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str] | Outcome:
+def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, str, RecordNote] | Outcome:
     text = decode(delivery.body)
     if text is None:
         return _poison(
@@ -105,6 +102,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
         document: Any = load_json(text)
     except UnreadableJson as error:
         return _poison(service, delivery, None, Failure("unreadableMessage", f"the message is not valid JSON: {error}"))
+    note = take_note(document) if isinstance(document, dict) else RecordNote()
     claimed_id = document.get("id") if isinstance(document, dict) else None
     request_id = claimed_id if isinstance(claimed_id, str) and TRACKING_ID.fullmatch(claimed_id) else None
     try:
@@ -112,24 +110,7 @@ def _parse(service: Service, delivery: Delivery) -> tuple[QueuedCancelRequest, s
     except ValidationError as error:
         detail = validation_detail(describe_errors(error, QueuedCancelRequest))
         return _poison(service, delivery, request_id, Failure("invalidMessage", detail))
-    return request, request.id or delivery.message_id
-
-
-def _load_or_create(service: Service, request: QueuedCancelRequest, request_id: str) -> StatusRecord:
-    record = service.store.get(request_id)
-    if record is None:
-        fresh = lifecycle.accept(
-            request_id,
-            request,
-            source="queue",
-            now=service.clock(),
-            submitted_by="queue",
-            body_hash=steps.fingerprint(request),
-        )
-        record = service.store.insert(fresh) or service.store.get(request_id)
-        if record is None:
-            raise RetryLater(f"status record {request_id} could not be created")
-    return record
+    return request, request.id or delivery.message_id, note
 
 
 def _poison(service: Service, delivery: Delivery, request_id: str | None, failure: Failure) -> Outcome:
@@ -188,16 +169,35 @@ def _on_unhandled(
 
 
 class _Attempt:
-    """One delivery of one request: asks ``steps`` what comes next and does it, until done."""
+    """One delivery of one request: asks ``steps`` what comes next and does it, until done.
+
+    The record starts in one of three states, so that the common case costs one storage write
+    before Graph is called:
+
+    * **read**: as stored now (read, or written by this delivery).
+    * **from the message** (``unconfirmed``): intake's record with its ETag. The claim is one
+      conditional write; if it fails the record moved on, so it is read and the step decided again.
+      Any step other than a claim reads the record first.
+    * **fresh** (``unstored``): a workflow's message with no record yet. The claim creates the
+      record already claimed (accept and claim in one insert); if one exists it is read instead.
+      Any step other than a claim first stores the fresh record (or reads the one that exists).
+    """
 
     def __init__(
-        self, service: Service, delivery: Delivery, request: QueuedCancelRequest, record: StatusRecord
+        self, service: Service, delivery: Delivery, request: QueuedCancelRequest, request_id: str, note: RecordNote
     ) -> None:
         self.service = service
         self.delivery = delivery
         self.request = request
-        self.record = record
         self.cancel_sent = False
+        self.unstored = self.unconfirmed = False
+        if note.record is not None and note.record.id == request_id:
+            self.record = note.record
+            self.unconfirmed = True
+        elif note.exists and (stored := service.store.get(request_id)) is not None:
+            self.record = stored
+        else:
+            self.record = self._fresh(request_id)
         self.claimed = False
         self.calls: list[GraphCall] = []
         self.calls_written = 0
@@ -205,16 +205,32 @@ class _Attempt:
         self.reservation: Reservation | None = None
         self.claimed_unknown: bool | None = None  # the record's doubt before this delivery's claim
         self.context = {
-            "request_id": record.id,
+            "request_id": request_id,
             "message_id": delivery.message_id,
             "dequeue_count": delivery.dequeue_count,
         }
+
+    def _fresh(self, request_id: str) -> StatusRecord:
+        self.unstored = True
+        return lifecycle.accept(
+            request_id,
+            self.request,
+            source="queue",
+            now=self.service.clock(),
+            submitted_by="queue",
+            body_hash=steps.fingerprint(self.request),
+        )
 
     def run(self) -> Outcome:
         with journal() as self.calls:
             try:
                 for _ in range(MAX_STEPS):  # at most resolve, verify, cancel: each move ends its own step
+                    if not (self.unstored or self.unconfirmed) and operations.is_redrive(self.record, self.delivery):
+                        self.record = operations.redrive(self.service, self.record)  # a poison message moved back
                     step = steps.next_step(self.record, self.request, self.service.clock(), self.settings)
+                    if (self.unstored or self.unconfirmed) and not isinstance(step, steps.Cancel):
+                        self._settle_record()
+                        continue
                     outcome = self._perform(step)
                     if outcome is not None:
                         return outcome
@@ -232,6 +248,24 @@ class _Attempt:
                     return Outcome.DUPLICATE
                 raise
         raise RetryLater(f"request {self.record.id} took more than {MAX_STEPS} steps in one delivery")
+
+    def _settle_record(self) -> None:
+        """Makes ``self.record`` the stored one: stores a fresh record (or reads the one that
+        exists), or reads a record that came with the message."""
+        if self.unstored:
+            self.unstored = False
+            inserted = self.service.store.insert(self.record)
+            if inserted is not None:
+                self.record = inserted
+                return
+        self.unconfirmed = False
+        stored = self.service.store.get(self.record.id)
+        if stored is None:
+            if self.record.source == "queue":
+                raise RetryLater(f"status record {self.record.id} could not be created")
+            self.record = self._fresh(self.record.id)  # the message's record is gone: created as a queue request's
+            return
+        self.record = stored
 
     @property
     def settings(self) -> Settings:
@@ -299,6 +333,8 @@ class _Attempt:
                     log.warning("took the meeting over from its previous owner", extra=self.context)
                 if not (self.record.follows or doubt):
                     return held
+                if self._settled_now() and self.record.status.final:
+                    return None  # finished meanwhile: decide again (a duplicate)
                 self._save(lifecycle.take_over(self.record, now=self.service.clock(), outcome_unknown=doubt))
                 return None
             case None:
@@ -306,6 +342,8 @@ class _Attempt:
                 log.info("message put back: the meeting's row kept changing", extra=self.context)
                 return Outcome.REQUEUED
             case decision:
+                if self._settled_now() and self.record.status.final:
+                    return None  # finished meanwhile: decide again (a duplicate)
                 return self._defer_to(decision)
 
     def _defer_to(self, decision: steps.Share | steps.Wait) -> Outcome:
@@ -326,6 +364,14 @@ class _Attempt:
                 return Outcome.REQUEUED
         raise AssertionError(f"unknown decision {decision!r}")
 
+    def _settled_now(self) -> bool:
+        """Stores or reads the record when it came with the message or is not stored yet, before
+        anything is written to it (a take-over keeps the doubt it found); whether it had to."""
+        if not (self.unstored or self.unconfirmed):
+            return False
+        self._settle_record()
+        return True
+
     def _cancel(self, event_id: str, lease_seconds: float) -> Outcome | None:
         """Holds the meeting, claims, then under one mailbox slot: reads the event (unless the message
         or an earlier delivery gave the attendee count), counts the notice against the mailbox's
@@ -335,15 +381,29 @@ class _Attempt:
         held = self._hold_meeting(event_id)
         if not isinstance(held, meeting_links.Held):
             return held
-        try:  # recorded before the mailbox slot, so the slot covers the Graph calls alone
-            unknown_before = self.record.outcome_unknown
-            self._save(lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds))
-            self.claimed = True
-            self.claimed_unknown = unknown_before
-        except ConcurrentUpdate:
-            self._send_copy(steps.BUSY_RETRY_SECONDS)
-            log.info("message put back: the request changed while being claimed", extra=self.context)
-            return Outcome.REQUEUED
+        unknown_before = self.record.outcome_unknown
+        claimed = lifecycle.claim(self.record, now=self.service.clock(), lease_seconds=lease_seconds)
+        # Recorded before the mailbox slot, so the slot covers the Graph calls alone.
+        if self.unstored:  # accepted and claimed in one insert
+            self.unstored = False
+            inserted = self.service.store.insert(claimed)
+            if inserted is None:  # another delivery created it first: decide on what is stored
+                self._settle_record()
+                return None
+            self.record = inserted
+        else:
+            try:
+                self._save(claimed)
+            except ConcurrentUpdate:
+                if self.unconfirmed:  # the message's copy of the record is out of date
+                    self._settle_record()
+                    return None
+                self._send_copy(steps.BUSY_RETRY_SECONDS)
+                log.info("message put back: the request changed while being claimed", extra=self.context)
+                return Outcome.REQUEUED
+            self.unconfirmed = False
+        self.claimed = True
+        self.claimed_unknown = unknown_before
         with limiter.slot(organizer, max_wait=steps.SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:  # nothing was sent: the claim is undone
                 return self._schedule(
@@ -389,6 +449,8 @@ class _Attempt:
         return self._finish(move)
 
     def _after_error(self, error: GraphError | IdentityUnavailable) -> Outcome:
+        if self.unstored or self.unconfirmed:  # nothing was sent: the outcome is recorded on what is stored
+            self._settle_record()
         if self.reservation is not None and sending.certainly_not_sent(error):
             self.service.budget.refund(self.reservation)
             self.reservation = None
@@ -455,7 +517,8 @@ class _Attempt:
         return Outcome.REQUEUED
 
     def _send_copy(self, delay: float) -> None:
-        self.service.queue.send(self.request.model_copy(update={"id": self.record.id}), delay_seconds=delay)
+        copy = self.request.model_copy(update={"id": self.record.id})
+        self.service.queue.send(copy, delay_seconds=delay, note=RecordNote(exists=True))
 
     def _settle(self, resolution: str) -> Outcome:
         return self._finish(lambda r: lifecycle.complete(r, now=self.service.clock(), resolution=resolution))

@@ -131,7 +131,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Read by the host's HttpRequestBodySizeMiddleware (Azure/azure-functions-host,
     // EnvironmentSettingNames.FunctionsRequestBodySizeLimit): Kestrel answers 413 to a larger body.
     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(requestBodyLimitBytes)
-    PYTHON_THREADPOOL_THREAD_COUNT: '16'
+    // host.json lets 32 + 8 queue messages run at once per instance (batchSize + newBatchThreshold);
+    // the Python worker runs synchronous functions on this many threads (azure-functions-python-worker
+    // constants: at most sys.maxsize on Python 3.9+), so fewer would queue invocations in the worker.
+    PYTHON_THREADPOOL_THREAD_COUNT: '40'
   }
 }
 

@@ -4,6 +4,8 @@ worker's I/O, checked without storage."""
 from __future__ import annotations
 
 import base64
+import json
+from dataclasses import replace
 from random import Random
 
 import pytest
@@ -75,3 +77,46 @@ def test_errors_the_block_handles_itself_never_reach_the_translation() -> None:
             pass
     with pytest.raises(KeyError), storage_errors("read"):
         raise KeyError("not a storage error")
+
+
+# ----- the service's note on its own messages: the record as intake stored it
+def test_a_note_carries_the_record_and_its_etag_and_is_taken_off_before_validation() -> None:
+    from datetime import UTC, datetime
+
+    from meeting_cancel import lifecycle
+    from meeting_cancel.work_queue import RecordNote, take_note
+
+    now = datetime(2026, 5, 4, 9, 30, 15, 123456, tzinfo=UTC)
+    record = lifecycle.accept("wf-1", REQUEST, source="http", now=now, body_hash="abc", submitted_by="functionKey")
+    stored = replace(record, etag='W/"datetime\'2026-05-04T09%3A30%3A15.1234567Z\'"')
+
+    document = json.loads(encode(REQUEST, RecordNote(record=stored)))
+    note = take_note(document)
+
+    assert note.record == stored
+    assert note.record.etag == stored.etag
+    assert QueuedCancelRequest.model_validate(document) == REQUEST  # the rest is the request alone
+
+
+def test_a_workflow_message_has_no_note_and_a_delayed_copy_says_only_that_a_record_exists() -> None:
+    from meeting_cancel.work_queue import RecordNote, take_note
+
+    assert take_note(json.loads(encode(REQUEST))) == RecordNote()
+    assert encode(REQUEST, RecordNote()) == encode(REQUEST)
+    assert take_note(json.loads(encode(REQUEST, RecordNote(exists=True)))) == RecordNote(exists=True)
+
+
+@pytest.mark.parametrize(
+    "note",
+    [{"etag": "W/1", "status": "unheard-of"}, {"etag": "W/1", "id": "wf-1"}, {"etag": 5}, {"etag": "W/1", "x": 1}],
+)
+def test_a_note_that_cannot_be_read_makes_the_worker_read_the_record(note: dict[str, object]) -> None:
+    from meeting_cancel.work_queue import RecordNote, take_note
+
+    assert take_note({**json.loads(encode(REQUEST)), "record": note}) == RecordNote(exists=True)
+
+
+def test_a_note_that_is_not_an_object_is_ignored() -> None:
+    from meeting_cancel.work_queue import RecordNote, take_note
+
+    assert take_note({**json.loads(encode(REQUEST)), "record": "W/1"}) == RecordNote()
