@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from azure.core import MatchConditions
@@ -51,10 +52,12 @@ class Mine:
 
 @dataclass(frozen=True)
 class Theirs:
-    """Another request holds the meeting; ``etag`` is the row as read, for a conditional take-over."""
+    """Another request holds the meeting; ``etag`` is the row as read, for a conditional take-over,
+    ``since`` when it was written (the service's own timestamp)."""
 
     owner: str
     etag: str
+    since: datetime | None
 
 
 Taken = Mine | Theirs
@@ -77,7 +80,8 @@ def hold(service: Service, record: StatusRecord, event_id: str) -> Held | steps.
         taken = meetings.take(record.organizer, event_id, record.id)
         if isinstance(taken, Mine):
             return Held()
-        decision = steps.after_owner(service.store.get(taken.owner), service.clock())
+        owner = service.store.get(taken.owner)
+        decision = steps.after_owner(taken.owner, owner, service.clock(), held_since=taken.since)
         if not isinstance(decision, steps.TakeOver):
             return decision
         if meetings.take_over(record.organizer, event_id, record.id, taken.etag):
@@ -113,7 +117,7 @@ class MeetingLinks:
                 continue  # removed meanwhile: insert again
             owner, etag = str(row.get("owner", "")), str(row.metadata["etag"])
             if owner != request_id:
-                return Theirs(owner, etag)
+                return Theirs(owner, etag, row.metadata.get("timestamp"))
             if self._write(key, request_id, etag):
                 return Mine()
         raise ConcurrentUpdate("the meeting's row kept changing", record_id=request_id)

@@ -33,6 +33,13 @@ CANCELLED_BY_GRAPH = "cancelled by Graph (202 Accepted; Graph sends the notices)
 MAYBE_SENT = "the last attempt's outcome is unknown: the cancel may have been sent"
 FOLLOW_POLL_SECONDS = 2.0
 FOLLOW_MAX_WAIT_SECONDS = 60.0
+# A fresh queue request holds its meeting's row one storage call before its record exists (accept
+# and claim are one insert), so a row naming a request with no record is young for a moment.
+# Another request takes such a meeting over only once the row is older than OWNER_RECORD_GRACE;
+# the holder goes on to Graph only if its record was stored within HOLD_TO_CLAIM_MAX of holding
+# the row, so the two never both cancel (the gap leaves room for clock skew between instances).
+OWNER_RECORD_GRACE_SECONDS = 120.0
+HOLD_TO_CLAIM_MAX_SECONDS = 30.0
 # Graph's answers that settle a meeting for every request naming it (``graph.PERMANENT_CODES``): a
 # request that follows an owner which failed so shares the failure. Any other failure may pass
 # (throttling, outages, access policies still propagating, the allow-list changed), so a later
@@ -180,9 +187,10 @@ class Share:
 
 @dataclass(frozen=True)
 class Wait:
-    """The owner is still working on the meeting: link to it and look again in ``delay`` seconds."""
+    """The owner is still working on the meeting (or is about to store its record): link to it
+    and look again in ``delay`` seconds."""
 
-    owner: StatusRecord
+    owner_id: str
     delay: float
 
 
@@ -197,12 +205,18 @@ class TakeOver:
 OwnerStep = Share | Wait | TakeOver
 
 
-def after_owner(owner: StatusRecord | None, now: datetime) -> OwnerStep:
-    """What a request does about the request that holds its meeting."""
-    if owner is None:  # removed (retention, or intake undoing a request): its outcome is unknown
-        return TakeOver(doubt=True)
+def after_owner(
+    owner_id: str, owner: StatusRecord | None, now: datetime, *, held_since: datetime | None = None
+) -> OwnerStep:
+    """What a request does about the request that holds its meeting. ``held_since``: when the
+    meeting's row was last written (None: not read; a take-over goes through the row, which is
+    read then and decided again)."""
+    if owner is None:
+        if held_since is not None and now - held_since < timedelta(seconds=OWNER_RECORD_GRACE_SECONDS):
+            return Wait(owner_id, FOLLOW_POLL_SECONDS)  # its holder is storing its record
+        return TakeOver(doubt=True)  # removed (retention, or intake undoing a request): its outcome is unknown
     if not owner.status.final:
-        return Wait(owner, follow_delay(owner, now))
+        return Wait(owner.id, follow_delay(owner, now))
     if owner.status == Status.CANCELLED or owner.error_code in SETTLED_FAILURES:
         return Share(owner)
     maybe_sent = owner.resolution == MAYBE_SENT or (owner.status != Status.FAILED and owner.attempts > 0)

@@ -287,7 +287,7 @@ class _Attempt:
                 return self._finish(lambda r: lifecycle.fail(r, now=self.service.clock(), failure=failure))
             case steps.Follow(owner_id):
                 owner = self.service.store.get(owner_id)
-                decision = steps.after_owner(owner, self.service.clock())
+                decision = steps.after_owner(owner_id, owner, self.service.clock())
                 if isinstance(decision, steps.TakeOver):
                     held = self._hold_meeting(self.record.event_id)
                     return None if isinstance(held, meeting_links.Held) else held
@@ -351,13 +351,13 @@ class _Attempt:
         match decision:
             case steps.Share(owner):
                 return self._finish(lambda r: lifecycle.follow(r, owner, now=self.service.clock()))
-            case steps.Wait(owner, delay):
-                if self.record.follows != owner.id:
-                    self._save(lifecycle.link(self.record, owner.id, now=self.service.clock()))
+            case steps.Wait(owner_id, delay):
+                if self.record.follows != owner_id:
+                    self._save(lifecycle.link(self.record, owner_id, now=self.service.clock()))
                 self._send_copy(delay)
                 log.info(
                     "request %s holds this meeting; following it, next look in %.1f s",
-                    owner.id,
+                    owner_id,
                     delay,
                     extra=self.context,
                 )
@@ -378,6 +378,7 @@ class _Attempt:
         recipient budget, and cancels."""
         graph, limiter, organizer = self.service.graph, self.service.limiter, self.record.organizer
         graph.prepare_token()  # an identity outage is never mistaken for a call with an unknown outcome
+        holding_from = self.service.clock()
         held = self._hold_meeting(event_id)
         if not isinstance(held, meeting_links.Held):
             return held
@@ -404,6 +405,14 @@ class _Attempt:
             self.unconfirmed = False
         self.claimed = True
         self.claimed_unknown = unknown_before
+        if (self.service.clock() - holding_from).total_seconds() > steps.HOLD_TO_CLAIM_MAX_SECONDS:
+            # Another request may have taken the meeting over meanwhile (steps.OWNER_RECORD_GRACE_SECONDS):
+            # nothing was sent, so the claim is undone and the next delivery holds the row again.
+            return self._schedule(
+                steps.BUSY_RETRY_SECONDS,
+                "the claim was stored too long after the meeting was held",
+                lambda r, due: lifecycle.release(r, now=self.service.clock(), due=due),
+            )
         with limiter.slot(organizer, max_wait=steps.SLOT_MAX_WAIT_SECONDS) as wait:
             if wait:  # nothing was sent: the claim is undone
                 return self._schedule(

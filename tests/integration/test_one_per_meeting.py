@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import requests
 
 from local_runner.graph_sandbox import Fault, GraphSandbox, Limits
-from meeting_cancel import service
+from meeting_cancel import service, steps
+from meeting_cancel.records import utcnow
 
 from .conftest import ATTENDEE, ORGANIZER
 from .support import AppUnderTest
@@ -253,4 +255,52 @@ def test_a_follower_waits_while_the_owner_is_backing_off_and_ends_with_it(
     while app.status(second.body["id"]).body["status"] != "cancelled" and time.monotonic() < deadline:
         app.drain(wait_for_delayed=1)
     assert [v["status"] for v in statuses(app, first.body["id"], second.body["id"])] == ["cancelled"] * 2
+    assert sandbox.successful_cancels() == 1
+
+
+def test_a_row_naming_a_request_whose_record_is_not_stored_yet_is_waited_for_then_taken_over(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    """A fresh queue request holds its meeting one storage call before its record exists (accept
+    and claim are one insert). A second request that reads the row in that moment must not take
+    the meeting over; once the row is older than the grace, its holder is taken to have died
+    before storing anything, and the event is read before the cancel."""
+    current = service.current()
+    current.meetings.take(ORGANIZER, meeting, "holder-storing-its-record")
+    app.put_message({"id": "second-request", "organizer": ORGANIZER, "eventId": meeting})
+
+    assert app.listener.drain_once() == 1
+    waiting = app.status("second-request").body
+    assert (waiting["status"], waiting["follows"]) == ("queued", "holder-storing-its-record")
+    assert sandbox.calls("cancel") == []
+
+    current.clock = lambda: utcnow() + timedelta(seconds=steps.OWNER_RECORD_GRACE_SECONDS + 5)
+    app.drain(wait_for_delayed=10)
+
+    done = app.status("second-request").body
+    assert done["status"] == "cancelled"
+    assert "follows" not in done
+    # the read that looks for a cancel the holder may have sent, the attendee read, one cancel
+    assert [c["operation"] for c in sandbox.calls()] == ["get", "get", "cancel"]
+    assert current.meetings.owner(ORGANIZER, meeting) == "second-request"
+
+
+def test_a_holder_whose_claim_was_stored_too_late_sends_nothing_and_holds_again_later(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    """The other half of the grace: the holder calls Graph only if its claim was stored soon
+    enough after it held the row that nobody can have taken the meeting over meanwhile."""
+    current = service.current()
+    started = utcnow()
+    ticks = iter(range(1_000))
+    current.clock = lambda: started + next(ticks) * timedelta(seconds=steps.HOLD_TO_CLAIM_MAX_SECONDS)
+    app.put_message({"id": "slow-holder", "organizer": ORGANIZER, "eventId": meeting})
+
+    assert app.listener.drain_once() == 1
+    assert app.status("slow-holder").body["status"] == "retrying"
+    assert sandbox.calls("cancel") == []
+
+    current.clock = lambda: utcnow() + timedelta(days=1)  # past the back-off the jumping clock recorded
+    app.drain(wait_for_delayed=10)
+    assert app.status("slow-holder").body["status"] == "cancelled"
     assert sandbox.successful_cancels() == 1

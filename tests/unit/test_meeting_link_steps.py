@@ -35,13 +35,13 @@ def owner(**changes: Any) -> StatusRecord:
 
 def test_a_pending_owner_is_waited_for_and_a_throttled_one_until_its_retry() -> None:
     busy = owner(status=Status.PROCESSING, updated_at=NOW)
-    assert steps.after_owner(busy, NOW) == steps.Wait(busy, steps.FOLLOW_POLL_SECONDS)
+    assert steps.after_owner("first", busy, NOW) == steps.Wait("first", steps.FOLLOW_POLL_SECONDS)
     retrying = owner(status=Status.RETRYING, updated_at=NOW, next_attempt_at=NOW + timedelta(seconds=20))
-    assert steps.after_owner(retrying, NOW) == steps.Wait(retrying, 21.0)
+    assert steps.after_owner("first", retrying, NOW) == steps.Wait("first", 21.0)
     stalled = owner(updated_at=NOW - timedelta(seconds=50))  # queued, nobody has moved it for 50 s
-    assert steps.after_owner(stalled, NOW) == steps.Wait(stalled, 25.0)
+    assert steps.after_owner("first", stalled, NOW) == steps.Wait("first", 25.0)
     far = owner(status=Status.RETRYING, next_attempt_at=NOW + timedelta(hours=1))
-    wait = steps.after_owner(far, NOW)
+    wait = steps.after_owner("first", far, NOW)
     assert isinstance(wait, steps.Wait)
     assert wait.delay == steps.FOLLOW_MAX_WAIT_SECONDS
 
@@ -49,9 +49,9 @@ def test_a_pending_owner_is_waited_for_and_a_throttled_one_until_its_retry() -> 
 @pytest.mark.parametrize("code", sorted(steps.SETTLED_FAILURES))
 def test_an_owner_that_cancelled_or_found_the_meeting_uncancellable_is_shared(code: str) -> None:
     cancelled = owner(status=Status.CANCELLED, resolution=steps.CANCELLED_BY_GRAPH)
-    assert steps.after_owner(cancelled, NOW) == steps.Share(cancelled)
+    assert steps.after_owner("first", cancelled, NOW) == steps.Share(cancelled)
     failed = owner(status=Status.FAILED, error_code=code)
-    assert steps.after_owner(failed, NOW) == steps.Share(failed)
+    assert steps.after_owner("first", failed, NOW) == steps.Share(failed)
 
 
 @pytest.mark.parametrize(
@@ -65,11 +65,27 @@ def test_an_owner_that_cancelled_or_found_the_meeting_uncancellable_is_shared(co
     ids=["throttled", "access denied", "organizer not allowed", "gave up not knowing"],
 )
 def test_an_owner_that_failed_for_a_reason_that_may_pass_is_taken_over(changes: dict[str, Any], doubt: bool) -> None:
-    assert steps.after_owner(owner(status=Status.FAILED, **changes), NOW) == steps.TakeOver(doubt=doubt)
+    decision = steps.after_owner("first", owner(status=Status.FAILED, **changes), NOW)
+    assert decision == steps.TakeOver(doubt=doubt)
 
 
 def test_an_owner_whose_record_is_gone_is_taken_over_after_reading_the_event() -> None:
-    assert steps.after_owner(None, NOW) == steps.TakeOver(doubt=True)
+    assert steps.after_owner("first", None, NOW) == steps.TakeOver(doubt=True)
+    long_ago = NOW - timedelta(seconds=steps.OWNER_RECORD_GRACE_SECONDS + 1)
+    assert steps.after_owner("first", None, NOW, held_since=long_ago) == steps.TakeOver(doubt=True)
+
+
+def test_a_row_just_written_by_a_request_still_storing_its_record_is_waited_for() -> None:
+    """A fresh queue request holds the row one storage call before its record exists: taking the
+    meeting over then would let both cancel."""
+    just_now = NOW - timedelta(seconds=1)
+    assert steps.after_owner("first", None, NOW, held_since=just_now) == steps.Wait("first", steps.FOLLOW_POLL_SECONDS)
+    edge = NOW - timedelta(seconds=steps.OWNER_RECORD_GRACE_SECONDS - 1)
+    assert isinstance(steps.after_owner("first", None, NOW, held_since=edge), steps.Wait)
+
+
+def test_the_grace_outlasts_the_holders_own_limit_with_room_for_clock_skew() -> None:
+    assert steps.OWNER_RECORD_GRACE_SECONDS >= 3 * steps.HOLD_TO_CLAIM_MAX_SECONDS
 
 
 def test_a_linked_request_follows_before_anything_else_it_would_do() -> None:
