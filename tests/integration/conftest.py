@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from azure.data.tables import TableClient
 
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox
@@ -67,3 +68,11 @@ def meeting(sandbox: GraphSandbox) -> str:
     assert event_id.endswith("=")
     return event_id
 
+
+@pytest.fixture
+def table(azurite: Azurite) -> Iterator[TableClient]:
+    """A table of its own on the session's Azurite, for stores that keep their own rows."""
+    client = TableClient.from_connection_string(azurite.connection_string, f"t{uuid.uuid4().hex[:12]}")
+    client.create_table()
+    yield client
+    client.delete_table()

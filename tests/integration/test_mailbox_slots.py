@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from azure.data.tables import TableClient
 
-from local_runner.azurite import Azurite
 from meeting_cancel.mailbox_slots import MailboxSlots
 
 MAILBOX = "adele.vance@contoso.com"
-
-
-@pytest.fixture
-def table(azurite: Azurite) -> Iterator[TableClient]:
-    client = TableClient.from_connection_string(azurite.connection_string, f"slots{uuid.uuid4().hex[:12]}")
-    client.create_table()
-    yield client
-    client.delete_table()
 
 
 def test_two_instances_never_hold_more_than_four_slots_of_one_mailbox(table: TableClient) -> None:

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from azure.data.tables import TableClient
 
-from local_runner.azurite import Azurite
 from meeting_cancel.recipient_budget import RecipientBudget, Reservation
 
 MAILBOX = "adele.vance@contoso.com"
 NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def table(azurite: Azurite) -> Iterator[TableClient]:
-    client = TableClient.from_connection_string(azurite.connection_string, f"budget{uuid.uuid4().hex[:12]}")
-    client.create_table()
-    yield client
-    client.delete_table()
 
 
 def test_concurrent_reservations_never_pass_the_limit(table: TableClient) -> None:
