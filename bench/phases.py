@@ -65,6 +65,7 @@ def intake(bench: Bench, rows: list[Row]) -> None:
         assert reply.status_code == 202, reply.text
 
     events = [event for _, event in bench.meetings([ORGANIZER], n + 10)]
+
     def round_trip() -> None:
         assert host.session.get(f"{host.api}/health", timeout=30).status_code == 200
 

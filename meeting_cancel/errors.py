@@ -18,7 +18,7 @@ roots are signals with one reader each, listed here so the whole tree is in one 
 
     Problem                         (problems.py) an RFC 9457 answer for the HTTP caller; the
                                     adapter renders it (``cancel_function.answers_problems``)
-    RetryLater                      (worker.py) raised to the queue host: deliver the message again
+    RetryLater                      (deliveries.py) raised to the queue host: deliver it again
     UnsupportedBinding              (local_runner/host.py) the local host cannot serve a binding the
                                     app declares; start-up stops
     pydantic.ValidationError        (third party) read by ``parsing.describe_errors``, never escapes

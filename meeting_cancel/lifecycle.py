@@ -11,19 +11,17 @@ The clock is passed in (``now``): nothing here reads the time or does I/O.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from .errors import GraphAnswer, GraphError, IllegalMove
+from .errors import IllegalMove
+from .failures import Failure
 from .records import PENDING, Status, StatusRecord
 
 if TYPE_CHECKING:
-    from .graph import GraphCall
     from .models import CancelRequest
-    from .occurrences import EventFacts
 
 
 class Move(StrEnum):
@@ -71,31 +69,6 @@ MOVES: dict[Move, tuple[frozenset[Origin], Status | None]] = {
 }
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Why a request failed or is being retried, with Graph's own answer where Graph answered."""
-
-    code: str
-    message: str
-    graph: GraphAnswer | None = None
-
-    @classmethod
-    def of(cls, error: GraphError, *, code: str | None = None, message: str | None = None) -> Failure:
-        return cls(code=code or error.code, message=message or error.reason, graph=error.answer)
-
-    def fields(self) -> dict[str, Any]:
-        values: dict[str, Any] = {"error_code": self.code, "error_message": self.message}
-        if self.graph is not None:
-            values.update(
-                graph_status=self.graph.status,
-                graph_code=self.graph.code,
-                graph_request_id=self.graph.request_id,
-                graph_date=self.graph.date,
-                graph_client_request_id=self.graph.client_request_id,
-            )
-        return values
-
-
 def allowed(move: Move, origin: Origin) -> bool:
     return origin in MOVES[move][0]
 
@@ -116,49 +89,34 @@ def _create(move: Move, request_id: str, now: datetime, **values: Any) -> Status
     return StatusRecord(id=request_id, status=target, created_at=now, updated_at=now, **values)
 
 
+class Provenance(TypedDict, total=False):
+    """Where a new request came from and who asked, as its record keeps it."""
+
+    batch_id: str | None
+    body_hash: str | None
+    submitted_by: str | None
+    authorized_by: str | None
+
+
 def admit(
-    request_id: str,
-    request: CancelRequest,
-    *,
-    source: str,
-    now: datetime,
-    batch_id: str | None = None,
-    body_hash: str | None = None,
-    submitted_by: str | None = None,
-    authorized_by: str | None = None,
+    request_id: str, request: CancelRequest, *, source: str, now: datetime, **provenance: Unpack[Provenance]
 ) -> StatusRecord:
     """A new request whose message is still to be sent: ``accepted``, never ``queued``, so that
     whoever finds it next (a keyed retry, the sweep) knows its message may be missing. The worker
     claims it from ``accepted`` directly; recording ``queued`` after every send would cost a write
     on every request and change the ETag the message was sent with."""
-    return _new_request(Move.ADMIT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+    return _new_request(Move.ADMIT, request_id, request, source, now, provenance)
 
 
 def accept(
-    request_id: str,
-    request: CancelRequest,
-    *,
-    source: str,
-    now: datetime,
-    batch_id: str | None = None,
-    body_hash: str | None = None,
-    submitted_by: str | None = None,
-    authorized_by: str | None = None,
+    request_id: str, request: CancelRequest, *, source: str, now: datetime, **provenance: Unpack[Provenance]
 ) -> StatusRecord:
     """A request first recorded by the worker, from a message it was delivered: already queued."""
-    return _new_request(Move.ACCEPT, request_id, request, source, now, batch_id, body_hash, submitted_by, authorized_by)
+    return _new_request(Move.ACCEPT, request_id, request, source, now, provenance)
 
 
 def _new_request(
-    move: Move,
-    request_id: str,
-    request: CancelRequest,
-    source: str,
-    now: datetime,
-    batch_id: str | None,
-    body_hash: str | None,
-    submitted_by: str | None,
-    authorized_by: str | None,
+    move: Move, request_id: str, request: CancelRequest, source: str, now: datetime, provenance: Provenance
 ) -> StatusRecord:
     """Meetings named by iCalUId or occurrence get their Graph id when resolved."""
     return _create(
@@ -170,11 +128,8 @@ def _new_request(
         target=request.target,
         source=source,
         has_comment=request.comment is not None,
-        batch_id=batch_id,
-        body_hash=body_hash,
-        submitted_by=submitted_by,
-        authorized_by=authorized_by,
         recipients=getattr(request, "recipients", None),  # a queue message may say how many get the notice
+        **provenance,
     )
 
 
@@ -229,39 +184,7 @@ def unclaimed(record: StatusRecord, *, outcome_unknown: bool) -> StatusRecord:
     """Undoes what a claim counted when the delivery failed before its cancel was sent (the read
     before it, the recipient budget): the attempt is not counted and the doubt is what earlier
     deliveries left. Not a move: the next move of the delivery carries it."""
-    return replace(
-        record, attempts=max(0, record.attempts - 1), outcome_unknown=outcome_unknown, in_flight_until=None
-    )
-
-
-def noted(
-    record: StatusRecord, calls: list[GraphCall], facts: EventFacts | None = None, *, keep: int = 12
-) -> StatusRecord:
-    """What the worker learnt on the way, written with the next move: the request's Graph calls
-    (the last ``keep``, both sides' ids) and what the read before the cancel found (recipients and
-    the shape a verification needs). Not a move: it changes no status, like the ETag."""
-    changes: dict[str, Any] = {}
-    if calls:
-        earlier = json.loads(record.graph_calls) if record.graph_calls else []
-        added = [
-            {
-                "operation": call.operation,
-                "status": call.status,
-                "client-request-id": call.client_request_id,
-                "request-id": call.request_id,
-                "at": call.at.isoformat(),
-            }
-            for call in calls
-        ]
-        changes["graph_calls"] = json.dumps((earlier + added)[-keep:])
-    if facts is not None:
-        changes.update(
-            recipients=facts.attendees,
-            event_kind=facts.kind,
-            series_master_id=facts.series_master_id,
-            occurrence_start=facts.start if facts.is_occurrence else None,
-        )
-    return replace(record, **changes) if changes else record
+    return replace(record, attempts=max(0, record.attempts - 1), outcome_unknown=outcome_unknown, in_flight_until=None)
 
 
 def release(record: StatusRecord, *, now: datetime, due: datetime, reason: Failure | None = None) -> StatusRecord:

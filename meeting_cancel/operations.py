@@ -34,20 +34,20 @@ from typing import TYPE_CHECKING, Any
 from . import lifecycle, steps
 from .callers import Caller, authorize_read
 from .errors import ConcurrentUpdate, StorageUnavailable
+from .failures import Failure
 from .intake import find
-from .lifecycle import Failure
 from .models import QueuedCancelRequest
 from .problems import Problem
 from .records import Status, StatusRecord
 
 if TYPE_CHECKING:
+    from .deliveries import Delivery
     from .service import Service
-    from .worker import Delivery
 
 log = logging.getLogger(__name__)
 # Failures a later attempt can change: Graph or the identity endpoint was unavailable or throttling,
 # or the deliveries ran out on one of those (the code stays the transient one), or on an unexpected
-# error (``steps.UNEXPECTED``).
+# error (``error_steps.UNEXPECTED``).
 RETRYABLE_CODES = frozenset(
     {"throttled", "graphUnavailable", "graphUnreachable", "graphNoAnswer", "identityUnavailable", "internalError"}
 )

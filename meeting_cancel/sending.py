@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .errors import GraphError, GraphPermanentError, GraphTransientError, IdentityUnavailable
-from .lifecycle import Failure
+from .failures import Failure
 from .occurrences import EventFacts
 from .recipient_budget import RecipientBudget, Reservation
 

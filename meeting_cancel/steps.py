@@ -2,10 +2,10 @@
 
 Like Powertools' idempotency handler, one switch over the record's status decides whether a
 delivery completes at once (done, or a duplicate), comes back later (another delivery holds the
-lease), fails, or goes on to resolve, verify or cancel. ``after_error`` decides what a failed
-Graph or identity call leads to: back off with a delayed copy, let the host retry, settle or
-give up. Everything here is a function of its arguments (record, request, now, settings, policy):
-a table of cases tests it without storage or Graph.
+lease), fails, or goes on to resolve, verify or cancel; and what a request does about another
+that holds its meeting. What an error leads to is decided in ``error_steps``. Everything here is
+a function of its arguments (record, request, now, settings): a table of cases tests it without
+storage or Graph.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from datetime import datetime, timedelta
 
 from . import idempotency
 from .config import Settings
-from .errors import GraphError, GraphThrottled, GraphTransientError, IdentityUnavailable
-from .lifecycle import Failure
+from .failures import Failure
 from .models import CancelRequest
 from .records import Status, StatusRecord
-from .retry_policy import RetryPolicy
 
 SLOT_MAX_WAIT_SECONDS = 5.0
 LEASE_MARGIN_SECONDS = 5.0
@@ -248,120 +246,3 @@ def resolved(request: CancelRequest, found: list[str]) -> str | Failure:
     if len(found) > 1:
         return Failure(many_code, f"{len(found)} events match; name the one to cancel by its eventId")
     return found[0]
-
-
-# ----- what an error leads to
-@dataclass(frozen=True)
-class BackOff:
-    """Throttled: put a delayed copy on the queue (``delay`` plus jitter) and record it."""
-
-    delay: float
-    failure: Failure
-    outcome_unknown: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class HostRetry:
-    """Record the failure and raise, so the host delivers the message again."""
-
-    failure: Failure
-    outcome_unknown: bool
-    retry_in: float
-
-
-@dataclass(frozen=True)
-class Settle:
-    """The error shows that an earlier attempt already cancelled the meeting."""
-
-    resolution: str
-
-
-@dataclass(frozen=True)
-class GiveUp:
-    """Record the failure as final. ``poison``: this was the last delivery of a transient failure,
-    so the message is handed back to the host, which moves it to poison."""
-
-    failure: Failure
-    resolution: str | None = None
-    poison: bool = False
-
-
-ErrorStep = BackOff | HostRetry | Settle | GiveUp
-
-
-def outcome_unknown_after(record: StatusRecord, error: GraphTransientError | None, *, cancel_sent: bool) -> bool:
-    """Whether an attempt may have applied: only the cancel call itself can clear that doubt."""
-    if cancel_sent and error is not None:
-        return error.outcome_unknown
-    return record.outcome_unknown
-
-
-def throttle_delay(record: StatusRecord, error: GraphThrottled, policy: RetryPolicy) -> float:
-    """Graph's Retry-After when it gave one, else the policy's exponential backoff."""
-    return error.retry_after if error.retry_after is not None else policy.backoff(record.throttle_count + 1)
-
-
-def after_error(
-    record: StatusRecord,
-    error: GraphError | IdentityUnavailable,
-    *,
-    now: datetime,
-    cancel_sent: bool,
-    dequeue_count: int,
-    policy: RetryPolicy,
-) -> ErrorStep:
-    if isinstance(error, GraphThrottled):
-        delay = throttle_delay(record, error, policy)
-        waited = (now - (record.throttled_since or now)).total_seconds()
-        if waited + delay > policy.throttle_max_wait_seconds:
-            return GiveUp(Failure.of(error, message=f"Graph kept throttling the request for {waited:.0f} s; gave up"))
-        unknown = outcome_unknown_after(record, error, cancel_sent=cancel_sent)
-        return BackOff(delay, Failure.of(error), unknown, f"throttled by Graph ({error.answer.status})")
-    if isinstance(error, GraphTransientError):
-        failure = Failure.of(error)
-        unknown = outcome_unknown_after(record, error, cancel_sent=cancel_sent)
-    elif isinstance(error, IdentityUnavailable):
-        failure = Failure("identityUnavailable", str(error))
-        unknown = outcome_unknown_after(record, None, cancel_sent=cancel_sent)
-    else:  # permanent: no retry can change Graph's answer
-        if cancel_sent and error.code == "eventNotFound" and record.attempts > 1:
-            return Settle(GONE_AFTER_ATTEMPT)
-        return GiveUp(Failure.of(error))
-    if policy.last_delivery(dequeue_count):
-        gave_up = Failure(failure.code, f"{failure.message} (gave up after {dequeue_count} deliveries)", failure.graph)
-        return GiveUp(gave_up, MAYBE_SENT if unknown else None, poison=True)
-    return HostRetry(failure, unknown, policy.host_retry_seconds)
-
-
-# ----- an error nobody planned for
-UNEXPECTED = "internalError"
-
-
-def after_unexpected(
-    record: StatusRecord | None,
-    request: CancelRequest,
-    error: BaseException,
-    *,
-    now: datetime,
-    claimed_here: bool,
-    dequeue_count: int,
-    policy: RetryPolicy,
-) -> GiveUp | None:
-    """What an error the code does not handle leads to. Before the last delivery: nothing, the
-    host delivers the message again. On the last one the message is about to leave for poison, so
-    the request is recorded ``failed`` with a code first; an accepted id never stays pending.
-    Left alone: a record already final, one of another request, and one whose lease another
-    delivery holds (it is calling Graph and records its own outcome)."""
-    if not policy.last_delivery(dequeue_count) or record is None or record.status.final:
-        return None
-    if not belongs_to(record, request):
-        return None
-    if record.in_flight_until and record.in_flight_until > now and not claimed_here:
-        return None
-    failure = Failure(
-        UNEXPECTED,
-        f"an unexpected error ({type(error).__name__}) on the last of {dequeue_count} deliveries; "
-        "the message was moved to the poison queue",
-    )
-    return GiveUp(failure, MAYBE_SENT if record.outcome_unknown else None, poison=True)

@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from meeting_cancel import service, worker
+from meeting_cancel import deliveries, service, worker
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @bp.queue_trigger(arg_name="msg", queue_name="%CANCEL_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def process_cancellation(msg: func.QueueMessage) -> None:
-    delivery = worker.Delivery(
+    delivery = deliveries.Delivery(
         body=msg.get_body(),
         message_id=msg.id or "",
         dequeue_count=msg.dequeue_count or 1,

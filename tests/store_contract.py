@@ -12,6 +12,7 @@ import pytest
 from meeting_cancel import lifecycle
 from meeting_cancel.batch_models import BatchRecord
 from meeting_cancel.errors import ConcurrentUpdate, GraphAnswer, GraphPermanentError
+from meeting_cancel.failures import Failure
 from meeting_cancel.models import QueuedCancelRequest
 from meeting_cancel.record_store import RecordStore
 from meeting_cancel.records import Status
@@ -73,7 +74,7 @@ class StoreContract:
         claimed = store.replace(lifecycle.claim(stored, now=NOW, lease_seconds=40))
         assert claimed.etag != stored.etag
         with pytest.raises(ConcurrentUpdate):
-            store.replace(lifecycle.fail(stored, now=NOW, failure=lifecycle.Failure("x", "stale")))
+            store.replace(lifecycle.fail(stored, now=NOW, failure=Failure("x", "stale")))
         assert store.get("c-3").status == Status.PROCESSING  # type: ignore[union-attr]
 
     def test_replace_of_a_deleted_record_is_a_concurrent_update(self, store: RecordStore) -> None:
@@ -133,7 +134,7 @@ class StoreContract:
         failed = lifecycle.fail(
             replace(stored, throttle_count=2, throttled_since=NOW),
             now=NOW,
-            failure=lifecycle.Failure.of(_graph_error()),
+            failure=Failure.of(_graph_error()),
             resolution="the last attempt's outcome is unknown",
         )
         written = store.replace(failed)

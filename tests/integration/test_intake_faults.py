@@ -166,9 +166,7 @@ def test_the_sweep_queues_an_accepted_request_whose_queue_write_failed_without_t
     assert {n["comment"] for n in app.sandbox.state.outbox} == {"Room closed."}  # the caller's message
 
 
-def test_a_sweep_that_fails_leaves_its_row_for_the_next_run(
-    app: AppUnderTest, storage: Storage, meeting: str
-) -> None:
+def test_a_sweep_that_fails_leaves_its_row_for_the_next_run(app: AppUnderTest, storage: Storage, meeting: str) -> None:
     storage.queue.add(Rule("POST", QUEUE_WRITE, "refuse"))
     accepted = app.post({"organizer": ORGANIZER, "eventId": meeting})
     later(minutes=3)

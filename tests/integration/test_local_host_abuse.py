@@ -66,6 +66,7 @@ def raw_exchange(host: HttpHost, request: bytes, *, timeout: float = 10) -> byte
 
 # ----- stalled connections
 
+
 def open_stalled(host: HttpHost, count: int, first_bytes: bytes) -> list[socket.socket]:
     port = int(host.base_url.rsplit(":", 1)[1])
     sockets = []
@@ -108,6 +109,7 @@ def test_a_stalled_connection_is_closed_after_the_read_timeout(
 
 
 # ----- bodies
+
 
 def test_a_declared_50_mb_body_is_refused_with_413_without_being_read(host: HttpHost, recorder: Recorder) -> None:
     head = f"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {50 << 20}\r\n\r\n".encode()
@@ -165,6 +167,7 @@ def test_the_body_limit_setting_is_read_as_the_host_reads_it(setting: str | None
 
 
 # ----- route values and methods
+
 
 @pytest.mark.parametrize(
     ("sent", "received"),

@@ -18,7 +18,7 @@ from local_runner.graph_sandbox import Fault, GraphSandbox
 from meeting_cancel import lifecycle
 from meeting_cancel.batch_models import BatchRecord
 from meeting_cancel.config import Settings
-from meeting_cancel.lifecycle import Failure
+from meeting_cancel.failures import Failure
 from meeting_cancel.models import QueuedCancelRequest
 from meeting_cancel.request_index import IndexedStore
 from meeting_cancel.status_store import StatusStore

@@ -24,7 +24,7 @@ from azure.storage.queue import QueueClient
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox, Limits
 from local_runner.host import QueueFunction, QueueListener
-from meeting_cancel import worker
+from meeting_cancel import deliveries, worker
 from meeting_cancel.concurrency import AdaptiveLimiter, MailboxLimit
 from meeting_cancel.config import QueueHostSettings, Settings, StorageSettings
 from meeting_cancel.mailbox_slots import MailboxSlots
@@ -65,7 +65,9 @@ class Instance:
 
     def _call(self, msg: func.QueueMessage) -> None:
         """What queue_trigger does, with this instance's Service instead of the process's."""
-        delivery = worker.Delivery(body=msg.get_body(), message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1)
+        delivery = deliveries.Delivery(
+            body=msg.get_body(), message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1
+        )
         worker.process(self.service, delivery)
 
 
@@ -271,12 +273,12 @@ def test_two_instances_racing_for_one_meeting_make_one_graph_call(azurite: Azuri
         event_id = sandbox.create_event(organizer, "asked for twice", [ATTENDEE])
         instances = [Instance(values), Instance(values)]
         start = threading.Barrier(2)
-        outcomes: dict[str, worker.Outcome] = {}
+        outcomes: dict[str, deliveries.Outcome] = {}
 
         def deliver(instance: Instance, request_id: str) -> None:
             body = f'{{"id": "{request_id}", "organizer": "{organizer}", "eventId": "{event_id}"}}'.encode()
             start.wait()
-            outcomes[request_id] = worker.process(instance.service, worker.Delivery(body, request_id, 1))
+            outcomes[request_id] = worker.process(instance.service, deliveries.Delivery(body, request_id, 1))
 
         threads = [
             threading.Thread(target=deliver, args=(instance, f"instance-{n}")) for n, instance in enumerate(instances)
@@ -286,9 +288,11 @@ def test_two_instances_racing_for_one_meeting_make_one_graph_call(azurite: Azuri
         for thread in threads:
             thread.join(timeout=30)
 
-        assert sorted(outcomes.values()) == sorted([worker.Outcome.CANCELLED, worker.Outcome.REQUEUED])
+        assert sorted(outcomes.values()) == sorted([deliveries.Outcome.CANCELLED, deliveries.Outcome.REQUEUED])
         assert len(sandbox.calls("cancel")) == 1
-        follower = next(request_id for request_id, outcome in outcomes.items() if outcome == worker.Outcome.REQUEUED)
+        follower = next(
+            request_id for request_id, outcome in outcomes.items() if outcome == deliveries.Outcome.REQUEUED
+        )
         deadline = time.monotonic() + 20
         store = instances[1].service.store
         while (record := store.get(follower)) is not None and not record.status.final and time.monotonic() < deadline:

@@ -256,7 +256,7 @@ def is_expression(value: Any, kind: str | None = None) -> bool:
     {"operator": {"type", "operands"}}; an object literal may have a property named operator."""
     if not isinstance(value, dict) or len(value) != 1:
         return False
-    (key, inner), = value.items()
+    ((key, inner),) = value.items()
     return key in ((kind,) if kind else ("function", "operator")) and isinstance(inner, dict) and "type" in inner
 
 

@@ -1,5 +1,5 @@
 """The lifecycle as a table: every move against the transition map, and for each situation the
-step ``steps.next_step`` chooses and what ``steps.after_error`` makes of each error. Pure: no
+step ``steps.next_step`` chooses and what ``error_steps.after_error`` makes of each error. Pure: no
 storage, no Graph, the clock passed in."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from meeting_cancel import idempotency, lifecycle, steps
+from meeting_cancel import error_steps, idempotency, lifecycle, steps
 from meeting_cancel.config import Settings
 from meeting_cancel.errors import (
     GraphAnswer,
@@ -22,7 +22,8 @@ from meeting_cancel.errors import (
     IdentityUnavailable,
     IllegalMove,
 )
-from meeting_cancel.lifecycle import MOVES, Failure, Move
+from meeting_cancel.failures import Failure
+from meeting_cancel.lifecycle import MOVES, Move
 from meeting_cancel.models import CancelRequest, QueuedCancelRequest
 from meeting_cancel.records import Status, StatusRecord
 from meeting_cancel.retry_policy import RetryPolicy
@@ -242,7 +243,7 @@ ERRORS: list[tuple[str, dict[str, Any], Exception, bool, int, Any]] = [
         throttled(7),
         True,
         1,
-        steps.BackOff(7, Failure.of(throttled(7)), False, "throttled by Graph (429)"),
+        error_steps.BackOff(7, Failure.of(throttled(7)), False, "throttled by Graph (429)"),
     ),
     ("429 without it backs off 2 s, then 4 s", {**claimed, "throttle_count": 1}, throttled(None), True, 1, 4.0),
     (
@@ -270,7 +271,7 @@ ERRORS: list[tuple[str, dict[str, Any], Exception, bool, int, Any]] = [
         not_found(),
         True,
         1,
-        steps.Settle(steps.GONE_AFTER_ATTEMPT),
+        error_steps.Settle(steps.GONE_AFTER_ATTEMPT),
     ),
     ("a 404 on the first attempt is eventNotFound", claimed, not_found(), True, 1, "eventNotFound"),
 ]
@@ -282,26 +283,28 @@ ERRORS: list[tuple[str, dict[str, Any], Exception, bool, int, Any]] = [
 def test_after_error(
     situation: str, changes: dict[str, Any], error: Any, cancel_sent: bool, delivery: int, expected: Any
 ) -> None:
-    step = steps.after_error(
+    step = error_steps.after_error(
         record(**changes), error, now=NOW, cancel_sent=cancel_sent, dequeue_count=delivery, policy=POLICY
     )
     match expected:
         case float():
-            assert isinstance(step, steps.BackOff)
+            assert isinstance(step, error_steps.BackOff)
             assert step.delay == expected
         case (bool() as unknown, float() as retry_in):
-            assert isinstance(step, steps.HostRetry)
+            assert isinstance(step, error_steps.HostRetry)
             assert (step.outcome_unknown, step.retry_in) == (unknown, retry_in)
         case str():
-            assert isinstance(step, steps.GiveUp)
+            assert isinstance(step, error_steps.GiveUp)
             assert step.failure.code == expected
         case _:
             assert step == expected
 
 
 def test_giving_up_on_the_last_delivery_says_how_many_and_whether_the_cancel_may_have_gone() -> None:
-    step = steps.after_error(record(**claimed), transient(), now=NOW, cancel_sent=True, dequeue_count=5, policy=POLICY)
-    assert isinstance(step, steps.GiveUp)
+    step = error_steps.after_error(
+        record(**claimed), transient(), now=NOW, cancel_sent=True, dequeue_count=5, policy=POLICY
+    )
+    assert isinstance(step, error_steps.GiveUp)
     assert step.poison
     assert "5 deliveries" in step.failure.message
     assert step.resolution == steps.MAYBE_SENT
@@ -378,7 +381,7 @@ UNEXPECTED: list[tuple[str, dict[str, Any], int, bool, str | None]] = [
 def test_after_unexpected(
     situation: str, changes: dict[str, Any], delivery: int, claimed_here: bool, expected: str | None
 ) -> None:
-    step = steps.after_unexpected(
+    step = error_steps.after_unexpected(
         record(**changes),
         REQUEST,
         OverflowError("date value out of range"),
@@ -390,7 +393,7 @@ def test_after_unexpected(
     if expected is None:
         assert step is None
         return
-    assert isinstance(step, steps.GiveUp)
+    assert isinstance(step, error_steps.GiveUp)
     assert step.poison
     assert step.failure.code == "internalError"
     assert "OverflowError" in step.failure.message
@@ -399,7 +402,7 @@ def test_after_unexpected(
 
 def test_no_record_means_nothing_to_fail() -> None:
     assert (
-        steps.after_unexpected(
+        error_steps.after_unexpected(
             None, REQUEST, KeyError("id"), now=NOW, claimed_here=False, dequeue_count=5, policy=POLICY
         )
         is None

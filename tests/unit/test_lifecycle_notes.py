@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from meeting_cancel import lifecycle
+from meeting_cancel import graph_journal, lifecycle
+from meeting_cancel.failures import Failure
 from meeting_cancel.graph_journal import GraphCall
 from meeting_cancel.models import CancelRequest
 from meeting_cancel.occurrences import EventFacts
@@ -25,7 +26,7 @@ def test_calls_and_facts_travel_with_the_next_write() -> None:
     calls = [GraphCall(op, f"guid-{op}", f"rid-{op}", 200, NOW) for op in ("read", "cancel")]
     facts = EventFacts("AAMkOCC=", "occurrence", True, False, 4, series_master_id="AAMkM=", start="2026-12-08T10:00:00")
 
-    record = lifecycle.noted(claimed(), calls, facts)
+    record = graph_journal.noted(claimed(), calls, facts)
 
     assert [c["client-request-id"] for c in json.loads(record.graph_calls or "")] == ["guid-read", "guid-cancel"]
     assert (record.recipients, record.event_kind, record.series_master_id) == (4, "occurrence", "AAMkM=")
@@ -36,7 +37,7 @@ def test_calls_and_facts_travel_with_the_next_write() -> None:
 def test_only_the_last_calls_are_kept() -> None:
     record = claimed()
     for n in range(20):
-        record = lifecycle.noted(record, [GraphCall("read", f"g{n}", None, None, NOW)])
+        record = graph_journal.noted(record, [GraphCall("read", f"g{n}", None, None, NOW)])
     kept = json.loads(record.graph_calls or "")
     assert [c["client-request-id"] for c in kept] == [f"g{n}" for n in range(8, 20)]
 
@@ -44,5 +45,5 @@ def test_only_the_last_calls_are_kept() -> None:
 def test_a_claim_whose_delivery_sent_nothing_is_undone() -> None:
     record = lifecycle.unclaimed(claimed(), outcome_unknown=False)
     assert (record.attempts, record.outcome_unknown, record.in_flight_until) == (0, False, None)
-    failed = lifecycle.fail(record, now=NOW, failure=lifecycle.Failure("notOrganizer", "not the organizer"))
+    failed = lifecycle.fail(record, now=NOW, failure=Failure("notOrganizer", "not the organizer"))
     assert (failed.status, failed.attempts) == (Status.FAILED, 0)

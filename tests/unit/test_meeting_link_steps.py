@@ -12,7 +12,7 @@ import pytest
 
 from meeting_cancel import lifecycle, steps
 from meeting_cancel.config import Settings
-from meeting_cancel.lifecycle import Failure
+from meeting_cancel.failures import Failure
 from meeting_cancel.meeting_links import meeting_key
 from meeting_cancel.models import QueuedCancelRequest
 from meeting_cancel.records import Status, StatusRecord
@@ -98,9 +98,7 @@ def test_a_linked_request_follows_before_anything_else_it_would_do() -> None:
 
 def test_following_ends_with_the_owners_outcome_and_names_it() -> None:
     second = lifecycle.link(request_record("second"), "first", now=NOW)
-    cancelled = lifecycle.follow(
-        second, owner(status=Status.CANCELLED, resolution=steps.CANCELLED_BY_GRAPH), now=NOW
-    )
+    cancelled = lifecycle.follow(second, owner(status=Status.CANCELLED, resolution=steps.CANCELLED_BY_GRAPH), now=NOW)
     assert (cancelled.status, cancelled.follows, cancelled.attempts) == (Status.CANCELLED, "first", 0)
     assert "request first" in str(cancelled.resolution)
 

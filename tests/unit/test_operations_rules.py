@@ -12,12 +12,12 @@ import pytest
 
 from meeting_cancel import lifecycle, listing, operations, request_index, steps, telemetry
 from meeting_cancel.callers import Caller
-from meeting_cancel.lifecycle import Failure
+from meeting_cancel.deliveries import Delivery
+from meeting_cancel.failures import Failure
 from meeting_cancel.memory_store import InMemoryRecordStore
 from meeting_cancel.models import QueuedCancelRequest
 from meeting_cancel.problems import Problem
 from meeting_cancel.records import Status, StatusRecord
-from meeting_cancel.worker import Delivery
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ORGANIZER = "adele.vance@contoso.com"

@@ -88,7 +88,7 @@ def test_a_note_carries_the_record_and_its_etag_and_is_taken_off_before_validati
 
     now = datetime(2026, 5, 4, 9, 30, 15, 123456, tzinfo=UTC)
     record = lifecycle.accept("wf-1", REQUEST, source="http", now=now, body_hash="abc", submitted_by="functionKey")
-    stored = replace(record, etag='W/"datetime\'2026-05-04T09%3A30%3A15.1234567Z\'"')
+    stored = replace(record, etag="W/\"datetime'2026-05-04T09%3A30%3A15.1234567Z'\"")
 
     document = json.loads(encode(REQUEST, RecordNote(record=stored)))
     note = take_note(document)
