@@ -26,19 +26,17 @@ about 2,000 entities a second: learn.microsoft.com/azure/storage/tables/scalabil
 Callers who may read everything (a function key; the queue, which is no caller) get no submitter
 rows: they never list "their own".
 
-A new request's rows are written right after its record, together (one round trip, not one per
-row); if a row cannot be written the record is removed again and the write fails as a whole, so
-intake still answers "nothing happened" and a stored request is not left without its rows (only a
-process dying between the two writes could; such a record is neither listed nor purged). The record
-goes first so that it is readable as early as without the index: another request for the same
-meeting reads it to follow it (``meeting_links``).
+A new request's rows and its record are written at once (one round trip, not one per row); if a
+row cannot be written the record is removed again and the write fails as a whole, so intake still
+answers "nothing happened" and a record is never without its rows. The record is readable as soon
+as without the index. (A fresh queue request holds its meeting's row one storage call before its
+record exists whatever the index does; ``steps.OWNER_RECORD_GRACE_SECONDS`` covers that moment.)
 
 ``<class>`` is ``pending`` for queued, processing and retrying (a record moves between those on
 every attempt; the index follows only the moves that cross classes: accept, a final move, retry),
-else the final status. When a record changes class, the new class's row is written with the record
-and the old one removed after, so a failure in between leaves a row too many, never one too few:
-readers check the record itself (a row whose record is gone or in another class is skipped;
-retention removes it).
+else the final status. Rows are written before the record changes and the old class's row is
+removed after, so a failure in between leaves a row too many, never one too few: readers check
+the record itself (a row whose record is gone or in another class is skipped; retention removes it).
 """
 
 from __future__ import annotations
@@ -151,17 +149,21 @@ class IndexedStore(RecordStore):
         self.inner.ensure_exists()
 
     def insert(self, record: StatusRecord) -> StatusRecord | None:
-        stored = self.inner.insert(record)  # first, so a record is readable as early as without the index
-        if stored is None:  # a replay: the stored record has its rows
-            return None
         rows = [*view_rows(record), class_row(record, status_class(record.status))]
+        writes = [self._writers.submit(self.inner.put_row, row) for row in rows]
+        stored = self.inner.insert(record)
         try:
-            for write in [self._writers.submit(self.inner.put_row, row) for row in rows]:
+            for write in writes:
                 write.result()
         except StorageUnavailable:
-            self.inner.delete(record.id)  # never a record without its rows: it goes, and the write fails whole
+            if stored is not None:  # never a record without its rows: it goes, and the write fails whole
+                self.inner.delete(record.id)
             raise
-        if stored.status.final:
+        if stored is None:  # a replay: the rows just written describe a record that was not stored
+            existing = self.inner.get(record.id)
+            if existing is None or row_key(existing) != row_key(record):  # not the stored record's rows
+                self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
+        elif stored.status.final:
             _count_outcome(stored)
         return stored
 
