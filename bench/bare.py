@@ -1,10 +1,12 @@
 """The bare calls a queue-path cancellation needs, made directly with the same SDKs and the same
 client options as the app, in a process of its own so that its CPU is its own
 (``python -m bench.bare``): receive messages (a batch at a time), and for each one insert the
-claimed record, insert the meeting's row, take a mailbox slot (a conditional write), read the
-event from Graph (its attendees), read and write the mailbox's recipient budget, POST the cancel
-to Graph, give the slot back (a conditional write), replace the record with its outcome, delete
-the message: the operations ``bench.minimums`` lists for the queue path, and the two Graph calls.
+claimed record and its two index rows (organizer, pending class), insert the meeting's row, take
+a mailbox slot (a conditional write), read the event from Graph (its attendees), read and write
+the mailbox's recipient budget, POST the cancel to Graph, give the slot back (a conditional
+write), replace the record with its outcome, move its class row (write the final one, delete the
+pending one), delete the message: the operations ``bench.minimums`` lists for the queue path, and
+the two Graph calls.
 
 Reads a JSON job on standard input; prints ``{"cpu": seconds, "count": n}`` for the calls alone
 (imports and client construction excluded)."""
@@ -61,6 +63,9 @@ def main() -> int:
             "throttle_count": 0,
         }
         metadata = table.create_entity(entity)
+        row = {"RowKey": f"{10**13 - int(now.timestamp() * 1000):014d}{document['id']}", "id": document["id"]}
+        table.upsert_entity({**row, "PartitionKey": f"org-{uuid.uuid4().hex}"})
+        table.upsert_entity({**row, "PartitionKey": "class-pending"})
         coordination.create_entity(
             {"PartitionKey": f"meeting-{uuid.uuid4().hex}", "RowKey": "meeting", "owner": document["id"]}
         )
@@ -82,6 +87,8 @@ def main() -> int:
         table.update_entity(
             entity, mode=UpdateMode.REPLACE, etag=metadata["etag"], match_condition=MatchConditions.IfNotModified
         )
+        table.upsert_entity({**row, "PartitionKey": "class-cancelled"})
+        table.delete_entity("class-pending", row["RowKey"])
         queue.delete_message(message)
         with lock:
             done[0] += 1

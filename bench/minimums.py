@@ -50,6 +50,20 @@ COORDINATION = [
 ]
 HTTP_PATH += COORDINATION
 
+# Listing, batch status and retention on a table of millions of records read index rows, never
+# scan (request_index): written with the record, and moved when the request's status class changes.
+INDEX = [
+    Operation(
+        "table upsert",
+        "listing without a scan: the request's row in its organizer's partition for the month "
+        "(sent with the record insert, one round trip)",
+    ),
+    Operation("table upsert", "… and in the pending class's partition, so listing by status reads only its class"),
+    Operation("table upsert", "at the final move: the row in the final status's partition"),
+    Operation("table delete", "… and the pending row removed once the record is final"),
+]
+HTTP_PATH += INDEX
+
 QUEUE_PATH = [
     Operation("queue receive", "the host fetches messages a batch at a time", "batch"),
     Operation(
@@ -60,12 +74,15 @@ QUEUE_PATH = [
     Operation("table update", "the outcome recorded before the message is completed"),
     Operation("queue delete", "the message completed once its outcome is stored"),
     *COORDINATION,
+    *INDEX,
 ]
 
 OFFBOARDING = [
     Operation("table read", "a replayed batch is answered from storage before Graph is asked", "meetings"),
     *HTTP_PATH,
+    Operation("table upsert", "the child's row in its batch's partition: batch status reads children, no scan"),
     Operation("table update", "the batch record, written last: a batch that exists is complete", "meetings"),
+    Operation("table upsert", "the batch's row in its month's partition, for retention", "meetings"),
 ]
 
 
