@@ -94,6 +94,7 @@ def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
         caller=caller_of(req, app),
         content_type=req.headers.get("Content-Type"),
         idempotency_key=req.headers.get("Idempotency-Key"),
+        traceparent=req.headers.get("traceparent"),
     )
     if preview:
         return json_response(200, view)

@@ -43,7 +43,13 @@ def abort_batch(req: func.HttpRequest) -> func.HttpResponse:
 @answers_problems
 def retry_cancellation(req: func.HttpRequest) -> func.HttpResponse:
     app = service.current()
-    record = operations.retry(app, req.route_params.get("id", ""), _optional_body(req), caller=caller_of(req, app))
+    record = operations.retry(
+        app,
+        req.route_params.get("id", ""),
+        _optional_body(req),
+        caller=caller_of(req, app),
+        traceparent=req.headers.get("traceparent"),
+    )
     location = req.url.split("?")[0].rsplit("/", 1)[0]
     return json_response(202, intake.status_view(record), {"Location": location, "Retry-After": "2"})
 

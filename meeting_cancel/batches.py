@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
-from . import idempotency, lifecycle, steps
+from . import idempotency, lifecycle, steps, telemetry
 from .batch_models import (
     BatchPreview,
     BatchRecord,
@@ -53,8 +53,10 @@ def submit(
     caller: Caller,
     content_type: str | None,
     idempotency_key: str | None,
+    traceparent: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Returns the preview or the queued batch, and whether the answer is a preview."""
+    """Returns the preview or the queued batch, and whether the answer is a preview. Every child's
+    message continues the trace of the batch's request (``traceparent``)."""
     organizer, window = _read(organizer, body, content_type)
     service.settings.organizers.require(organizer)
     batch_id = idempotency.request_id_for(idempotency_key, caller, service.store)
@@ -91,7 +93,7 @@ def submit(
         submitted_by=caller.label,
         created_at=service.clock(),
     )
-    _queue_children(service, batch, window, meetings, decision)
+    _queue_children(service, batch, window, meetings, decision, telemetry.current_traceparent(traceparent))
     return batch_view(service, batch_id, caller=caller), False
 
 
@@ -172,7 +174,12 @@ def fingerprint(organizer: str, window: WindowRequest) -> str:
 
 
 def _queue_children(
-    service: Service, batch: BatchRecord, window: WindowRequest, meetings: list[MeetingView], decision: str
+    service: Service,
+    batch: BatchRecord,
+    window: WindowRequest,
+    meetings: list[MeetingView],
+    decision: str,
+    traceparent: str,
 ) -> None:
     """Records and queues one request per meeting, each with its attendee count. The batch record is
     written last: a batch that exists is complete."""
@@ -184,6 +191,7 @@ def _queue_children(
             eventId=meeting.eventId,
             comment=window.comment,
             recipients=min(meeting.attendees, MAX_ATTENDEES),
+            traceparent=traceparent,
         )
         record = lifecycle.admit(
             child_id,

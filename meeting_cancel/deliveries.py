@@ -124,6 +124,7 @@ def on_unhandled(
             service, record, lambda r: lifecycle.fail(r, now=service.clock(), failure=failure, resolution=resolution)
         )
         log.error("request failed on its last delivery: %s", failure.message, extra=context, exc_info=error)
+        telemetry.record_poisoned(failure.code)  # the host moves the message to poison next
     except Exception as recording:  # the original error is what the host sees
         log.error("could not record the failure of the last delivery: %s", recording, extra=context)
 

@@ -98,6 +98,7 @@ def submit(
         request.organizer,
         caller.label,
         decision,
+        extra={"request_id": request_id},
     )
     return Accepted(_enqueue(service, stored, message, confirm=False), replayed=False)
 
@@ -202,7 +203,7 @@ def _replay(service: Service, message: QueuedCancelRequest, body_hash: str) -> A
     if existing is None:
         raise StorageUnavailable("the request vanished while being replayed", operation="idempotent replay")
     idempotency.check_replay(existing.body_hash, body_hash)
-    log.info("idempotent replay of %s (%s)", existing.id, existing.status)
+    log.info("request %s: idempotent replay (%s)", existing.id, existing.status, extra={"request_id": existing.id})
     if existing.status == Status.ACCEPTED:  # its message may be missing: send it again
         existing = _enqueue(service, existing, message, confirm=True)
     return Accepted(existing, replayed=True)
@@ -226,7 +227,12 @@ def _enqueue(service: Service, record: StatusRecord, message: QueuedCancelReques
     try:
         return service.store.replace(lifecycle.confirm_queued(record, now=service.clock()))
     except (ConcurrentUpdate, StorageUnavailable) as error:  # a worker moved it on, or a later re-send confirms
-        log.info("request %s re-sent; not recorded as queued (%s)", record.id, type(error).__name__)
+        log.info(
+            "request %s re-sent; not recorded as queued (%s)",
+            record.id,
+            type(error).__name__,
+            extra={"request_id": record.id},
+        )
         return record
 
 
@@ -236,9 +242,20 @@ def _hand_to_sweep(service: Service, record: StatusRecord, message: QueuedCancel
     try:
         service.store.put_unqueued(entry)
     except StorageUnavailable as second:
-        log.error("request %s: queue write failed (%s) and the sweep could not take it (%s)", record.id, error, second)
+        log.error(
+            "request %s: queue write failed (%s) and the sweep could not take it (%s)",
+            record.id,
+            error,
+            second,
+            extra={"request_id": record.id},
+        )
         raise outcome_unknown() from second
-    log.warning("request %s: queue write failed or lost its answer (%s); the sweep will queue it", record.id, error)
+    log.warning(
+        "request %s: queue write failed or lost its answer (%s); the sweep will queue it",
+        record.id,
+        error,
+        extra={"request_id": record.id},
+    )
 
 
 def outcome_unknown() -> Problem:

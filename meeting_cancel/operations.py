@@ -9,8 +9,10 @@ the worker safely:
   If the claim wins, abort re-reads, sees the call in flight and answers ``409 inFlight``; if abort
   wins, the claim fails, the worker puts its message back and the next delivery finds the request
   final. So a request never ends ``aborted`` with a cancel sent.
-* ``retry`` moves ``failed`` back to ``queued`` and then queues a message. When the last attempt's
-  outcome was unknown the doubt is kept, so the worker reads the event before any new cancel.
+* ``retry`` queues the request's message, then moves ``failed`` back to ``queued``. Whatever fails
+  after the send, the worker finds the fresh message of a failed request and treats it as a redrive
+  (below), so the request is retried once; if the send fails nothing changed. When the last
+  attempt's outcome was unknown the doubt is kept, so the worker reads the event before any new cancel.
 
 Redrive by hand: the host copies a poisoned message to ``<queue>-poison`` as a NEW message (the
 WebJobs ``QueueProcessor`` sends its text again: new id, dequeue count from zero), so a message an
@@ -31,10 +33,9 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import lifecycle, steps
+from . import lifecycle, steps, telemetry
 from .callers import Caller, authorize_read
 from .errors import ConcurrentUpdate, StorageUnavailable
-from .failures import Failure
 from .intake import find
 from .models import QueuedCancelRequest
 from .problems import Problem
@@ -116,14 +117,31 @@ def abort_batch(service: Service, batch_id: str, *, caller: Caller) -> list[Stat
     authorize_read(caller, batch.submitted_by)
     aborted = []
     for child in service.store.by_batch(batch_id):
-        if abort_refusal(child, service.clock()) is not None:
-            continue
-        try:
-            aborted.append(service.store.replace(lifecycle.abort(child, now=service.clock(), by=caller.label)))
-        except ConcurrentUpdate:
-            continue  # claimed meanwhile: its call is under way and it is not aborted
+        done = _abort_child(service, child, caller)
+        if done is not None:
+            aborted.append(done)
+            log.warning(
+                "request %s aborted by %s with batch %s",
+                done.id,
+                caller.label,
+                batch_id,
+                extra={"request_id": done.id},
+            )
     log.warning("batch %s: %d requests aborted by %s", batch_id, len(aborted), caller.label)
     return aborted
+
+
+def _abort_child(service: Service, child: StatusRecord | None, caller: Caller) -> StatusRecord | None:
+    """Aborts one child unless it is final or may be at Graph. A child that changed meanwhile (a
+    link, a resolve, a back-off) is read again and judged on what it is now; a claim wins."""
+    for _ in range(WRITE_TRIES):
+        if child is None or abort_refusal(child, service.clock()) is not None:
+            return None
+        try:
+            return service.store.replace(lifecycle.abort(child, now=service.clock(), by=caller.label))
+        except ConcurrentUpdate:
+            child = service.store.get(child.id)
+    return None
 
 
 def retry_refusal(record: StatusRecord) -> Problem | None:
@@ -143,8 +161,11 @@ def retry_refusal(record: StatusRecord) -> Problem | None:
     return None
 
 
-def retry(service: Service, request_id: str, body: dict[str, Any], *, caller: Caller) -> StatusRecord:
-    """Back to ``queued``, then the message; if the message cannot be queued the failure is restored."""
+def retry(
+    service: Service, request_id: str, body: dict[str, Any], *, caller: Caller, traceparent: str | None = None
+) -> StatusRecord:
+    """Queues the request's message again, then records it ``queued``: the trace goes on from the
+    operator's request (``traceparent``)."""
     record = find(service, request_id, caller=caller)
     refusal = retry_refusal(record)
     if refusal is not None:
@@ -169,20 +190,18 @@ def retry(service: Service, request_id: str, body: dict[str, Any], *, caller: Ca
             "The comment differs from the one the request was submitted with; send that comment again, or "
             "submit a new request for another text.",
         )
+    # The message goes first: once it is on the queue the request is retried whatever fails next, as
+    # the worker treats a fresh message for a failed request as a redrive (``is_redrive``). If the
+    # send fails nothing changed, and the storage error is the caller's 503.
+    service.queue.send(message.model_copy(update={"traceparent": telemetry.current_traceparent(traceparent)}))
+    reopened = lifecycle.retry(record, now=service.clock(), by=caller.label)
     try:
-        reopened = service.store.replace(lifecycle.retry(record, now=service.clock(), by=caller.label))
+        reopened = service.store.replace(reopened)
     except ConcurrentUpdate:
-        raise Problem(
-            409, "changed", "Request changed", f"Request {request_id} changed meanwhile; read it and try again."
-        ) from None
-    try:
-        service.queue.send(message)
-    except StorageUnavailable:
-        restored = Failure(record.error_code or "unknown", record.error_message or "")
-        service.store.replace(
-            lifecycle.fail(reopened, now=service.clock(), failure=restored, resolution=record.resolution)
-        )
-        raise
+        latest = service.store.get(request_id)  # the worker's redrive took the message first, or another retry
+        reopened = latest if latest is not None and latest.status != Status.FAILED else reopened
+    except StorageUnavailable as error:  # the message is queued: the worker's redrive records the retry
+        log.warning("request %s: retry queued, its record not yet moved (%s)", request_id, error)
     log.warning(
         "request %s retried by %s after %s",
         request_id,

@@ -7,7 +7,8 @@ changed before the cutoff, the record and all its index rows go. A request's ide
 its id (``idempotency.request_id_for``), so the key goes with the record: a replay of that key
 afterwards is a new request. Pending requests are never deleted, however old. Rows left behind by
 an interrupted write (their record gone, or in another class now) are removed on the way. A batch
-record goes once it is older than the cutoff and none of its requests is left.
+record goes once it is older than the cutoff and none of its requests is left. A run stops after
+``RUN_SECONDS`` and the next run goes on; rows are handled ``WORKERS`` at a time.
 
 Queue messages live at most 7 days (the default time-to-live, also of the copies the host puts on
 the poison queue), so the minimum retention of 8 days outlives every copy of a request's message:
@@ -17,9 +18,11 @@ no late copy finds its record gone and starts the request again.
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import request_index as ix
 from .records import Status
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PAGE = 200
-MAX_ROWS_PER_RUN = 20_000
+RUN_SECONDS = 20 * 60.0  # a run stops here, well inside Flex Consumption's default 30-minute functionTimeout
+WORKERS = 16  # a page's rows handled at once: each deletion is a few sequential round trips
 FINAL_CLASSES = (Status.CANCELLED.value, Status.FAILED.value, Status.ABORTED.value)
 
 
@@ -39,30 +43,44 @@ class Purged:
     batches: int = 0
     stale_rows: int = 0
     rows_read: int = 0
+    finished: bool = True
 
 
 def cutoff(now: datetime, retention_days: int) -> datetime:
     return now - timedelta(days=retention_days)
 
 
-def purge(service: Service, *, now: datetime, max_rows: int = MAX_ROWS_PER_RUN) -> Purged:
-    """One run; a run that reaches ``max_rows`` stops and the next run goes on."""
+def purge(service: Service, *, now: datetime, run_seconds: float = RUN_SECONDS) -> Purged:
+    """One run, until everything due is gone or ``run_seconds`` have passed (the next run goes on).
+
+    Month by month from the oldest, every class of that month before the next month, so no class
+    waits behind another's backlog. Rows sort newest first, so each partition is read from the
+    cutoff's key on: requests created after the cutoff are never read."""
     limit = cutoff(now, service.settings.status_retention_days)
+    deadline = time.monotonic() + run_seconds
+    start = f"{ix.newest_first(limit):013d}"
     purged = Purged()
-    for klass in (*FINAL_CLASSES, ix.PENDING_CLASS):  # pending rows: stale ones of requests now final
+    due = sorted(
+        (partition[-6:], klass, partition)
+        for klass in (*FINAL_CLASSES, ix.PENDING_CLASS)  # pending rows: stale ones of requests now final
         for partition in _old_partitions(
             service, ix.status_partition(klass, ""), ix.status_partition(klass, ix.month(limit))
-        ):
-            _purge_partition(service, partition, klass, limit, purged, max_rows)
-            if purged.rows_read >= max_rows:
-                return purged
-    _purge_batches(service, limit, purged)
+        )
+    )
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="retention") as pool:
+        for _, klass, partition in due:
+            if not _purge_partition(service, pool, partition, klass, limit, start, purged, deadline):
+                purged.finished = False
+                break
+    if purged.finished:
+        _purge_batches(service, limit, purged)
     log.info(
-        "retention: %d requests and %d batches older than %s deleted, %d stale index rows removed",
+        "retention: %d requests and %d batches older than %s deleted, %d stale index rows removed%s",
         purged.requests,
         purged.batches,
         limit.isoformat(),
         purged.stale_rows,
+        "" if purged.finished else "; stopped for time, the next run goes on",
     )
     return purged
 
@@ -84,34 +102,49 @@ def _old_partitions(service: Service, lowest: str, highest: str) -> list[str]:
 
 
 def _purge_partition(
-    service: Service, partition: str, klass: str, limit: datetime, purged: Purged, max_rows: int
-) -> None:
-    after = ""
-    while purged.rows_read < max_rows:
+    service: Service,
+    pool: ThreadPoolExecutor,
+    partition: str,
+    klass: str,
+    limit: datetime,
+    after: str,
+    purged: Purged,
+    deadline: float,
+) -> bool:
+    """Whether the partition was read to its end before the deadline."""
+    while time.monotonic() < deadline:
         rows = service.store.rows(partition, partition, after=after, limit=PAGE)
-        for row in rows:
+        for outcome in pool.map(lambda row: _purge_row(service, partition, klass, limit, row), rows):
             purged.rows_read += 1
-            after = str(row["RowKey"])
-            record = service.store.get(str(row["request_id"]))
-            if record is None or not ix.matches(row, record) or ix.status_class(record.status) != klass:
-                service.store.delete_row(partition, after)
-                purged.stale_rows += 1
-            elif record.status.final and record.updated_at < limit:
-                service.store.delete(record.id)
-                purged.requests += 1
-                log.info(
-                    "request %s deleted by retention (%s since %s)",
-                    record.id,
-                    record.status,
-                    record.updated_at.isoformat(),
-                )
+            purged.stale_rows += outcome == "stale"
+            purged.requests += outcome == "deleted"
         if len(rows) < PAGE:
-            return
+            return True
+        after = str(rows[-1]["RowKey"])
+    return False
+
+
+def _purge_row(service: Service, partition: str, klass: str, limit: datetime, row: dict[str, Any]) -> str:
+    record = service.store.get(str(row["request_id"]))
+    if record is None or not ix.matches(row, record) or ix.status_class(record.status) != klass:
+        service.store.delete_row(partition, str(row["RowKey"]))
+        return "stale"
+    if not (record.status.final and record.updated_at < limit):
+        return "kept"
+    service.store.delete(record.id)
+    log.info(
+        "request %s deleted by retention (%s since %s)",
+        record.id,
+        record.status,
+        record.updated_at.isoformat(),
+        extra={"request_id": record.id},
+    )
+    return "deleted"
 
 
 def _purge_batches(service: Service, limit: datetime, purged: Purged) -> None:
     for partition in _old_partitions(service, ix.batches_partition(""), ix.batches_partition(ix.month(limit))):
-        for row in service.store.rows(partition, partition, limit=MAX_ROWS_PER_RUN):
+        for row in service.store.rows(partition, partition, limit=100_000):
             batch_id = str(row["RowKey"])
             batch = service.store.get_batch(batch_id)
             if batch is not None and batch.created_at >= limit:

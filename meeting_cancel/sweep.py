@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from . import lifecycle
+from . import lifecycle, telemetry
 from .errors import ConcurrentUpdate, StorageUnavailable
 from .models import QueuedCancelRequest
 from .records import Status
@@ -63,7 +63,12 @@ def run(service: Service) -> SweepReport:
                 settled += 1
         except StorageUnavailable as error:
             left += 1
-            log.warning("sweep: request %s left for the next run: %s", entry.request_id, error)
+            log.warning(
+                "sweep: request %s left for the next run: %s",
+                entry.request_id,
+                error,
+                extra={"request_id": entry.request_id},
+            )
     return SweepReport(resent, settled, left)
 
 
@@ -78,6 +83,25 @@ def _sweep(service: Service, entry: UnqueuedEntry) -> bool:
         # a worker claimed it, or another sweep confirmed it: the message is on the queue either way
         with contextlib.suppress(ConcurrentUpdate):
             service.store.replace(lifecycle.confirm_queued(record, now=service.clock()))
-        log.warning("sweep: request %s was accepted but maybe not queued; its message was sent again", record.id)
+        log.warning(
+            "sweep: request %s was accepted but maybe not queued; its message was sent again",
+            record.id,
+            extra={"request_id": record.id},
+        )
     service.store.remove_unqueued(entry)
     return resend
+
+
+def watch_poison(service: Service) -> int | None:
+    """Reports the poison queue's depth (``telemetry.record_poison_depth``) so the alert sees every
+    message there, also those the host moved after a crash or timeout on the last delivery, which
+    no code of the app saw. None when storage did not answer: the next minute tries again."""
+    try:
+        depth = service.queue.poison_depth()
+    except StorageUnavailable as error:
+        log.warning("sweep: the poison queue's depth could not be read: %s", error)
+        return None
+    telemetry.record_poison_depth(depth)
+    if depth:
+        log.warning("%d message(s) wait in the poison queue %s", depth, service.settings.poison_queue_name)
+    return depth

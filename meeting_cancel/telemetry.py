@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 METER = "meeting_cancel"
-LOGGERS = ("meeting_cancel", "cancel_function", "queue_trigger", "retention_function")
+LOGGERS = ("meeting_cancel", "cancel_function", "queue_trigger", "retention_function", "sweep_timer")
 AUTH_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 
 
@@ -96,6 +96,9 @@ def use(meter_provider: Any, tracer_provider: Any) -> None:
             ),
             "throttled": meter.create_counter("meeting_cancel.graph.throttled", unit="1", description="Graph 429/503"),
             "poisoned": meter.create_counter("meeting_cancel.messages.poisoned", unit="1", description="poisoned"),
+            "poison_depth": meter.create_gauge(
+                "meeting_cancel.poison.depth", unit="1", description="messages in the poison queue"
+            ),
             "recipients": meter.create_counter(
                 "meeting_cancel.recipients.used", unit="1", description="recipients of cancellation notices"
             ),
@@ -117,6 +120,8 @@ def _add(name: str, value: float, attributes: dict[str, str]) -> None:
         return
     if name == "duration":
         instrument.record(value, attributes)
+    elif name == "poison_depth":
+        instrument.set(value, attributes)
     else:
         instrument.add(value, attributes)
 
@@ -161,6 +166,12 @@ def record_throttled(mailbox: str) -> None:
 
 def record_poisoned(reason: str) -> None:
     _add("poisoned", 1, {"reason": reason})
+
+
+def record_poison_depth(messages: int) -> None:
+    """Messages in the poison queue, however they got there: the worker's own moves are counted by
+    ``record_poisoned``; the host's (a crash or timeout on the last delivery) only show here."""
+    _add("poison_depth", messages, {})
 
 
 def record_recipients(mailbox: str, count: int) -> None:

@@ -113,3 +113,16 @@ class WorkQueue:
 
         with storage_errors("move to poison"):
             self._poison.send_message(body.decode("utf-8", errors="replace"))
+
+    def poison_depth(self) -> int:
+        """How many messages wait in the poison queue (the service's approximate count; 0 before the
+        host created it). One storage transaction: the sweep reads it once a minute for the alert."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from .storage import storage_errors
+
+        with storage_errors("read poison queue"):
+            try:
+                return int(self._poison.get_queue_properties().approximate_message_count or 0)
+            except ResourceNotFoundError:
+                return 0

@@ -61,12 +61,14 @@ def process(service: Service, delivery: Delivery) -> Outcome:
     try:
         attempt = _Attempt(service, delivery, request, request_id, note)
         with telemetry.continue_trace("process cancellation", request.traceparent, request_id=request_id):
-            return attempt.run()
+            outcome = attempt.run()
     except Exception as error:
         deliveries.on_unhandled(
             service, delivery, request, request_id, error, claimed_here=bool(attempt and attempt.claimed)
         )
         raise
+    log.info("message %s: %s", delivery.message_id, outcome, extra={"request_id": request_id})
+    return outcome
 
 
 class _Attempt(AttemptRecord):

@@ -6,14 +6,11 @@ it to poison); every other outcome completes the message.
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from meeting_cancel import deliveries, service, worker
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
-log = logging.getLogger(__name__)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%CANCEL_QUEUE_NAME%", connection="AzureWebJobsStorage")
@@ -24,5 +21,4 @@ def process_cancellation(msg: func.QueueMessage) -> None:
         dequeue_count=msg.dequeue_count or 1,
         inserted_at=msg.insertion_time,
     )
-    outcome = worker.process(service.current(), delivery)
-    log.info("message %s: %s", msg.id, outcome)
+    worker.process(service.current(), delivery)  # logs the outcome with the request's id

@@ -1,4 +1,5 @@
-"""Timer adapter: runs the sweep (``meeting_cancel.sweep``) every minute.
+"""Timer adapter: runs the sweep (``meeting_cancel.sweep``) every minute, and reports the poison
+queue's depth for the alert.
 
 The host runs one invocation at a time across all instances and does not retry a failed run; the
 next occurrence does ("Timer trigger for Azure Functions": Scale-out, Retry behavior). Schedule
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 @bp.timer_trigger(schedule=sweep.SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def sweep_unqueued(timer: func.TimerRequest) -> None:
-    report = sweep.run(service.current())
+    current = service.current()
+    report = sweep.run(current)
     if report.resent or report.settled or report.left:
         log.info("sweep: %s", report)
+    sweep.watch_poison(current)

@@ -148,6 +148,19 @@ var workbookContent = {
     }
     {
       type: 3
+      name: 'poisonDepth'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Messages waiting in the poison queue, however they got there (meeting_cancel.poison.depth, read each minute)'
+        query: queries.poisonDepth
+        queryType: 0
+        resourceType: workspace
+        timeContextFromParameter: 'TimeRange'
+        visualization: 'linechart'
+      }
+    }
+    {
+      type: 3
       name: 'recipients'
       content: {
         version: 'KqlItem/1.0'

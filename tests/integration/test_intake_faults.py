@@ -28,6 +28,7 @@ from meeting_cancel.records import Status, utcnow
 from .conftest import ATTENDEE, ORGANIZER
 from .fault_proxy import FaultProxy, Rule, through_proxies
 from .support import AppUnderTest
+from .test_operations import poisoned_request
 
 QUEUE_WRITE = r"/messages$"  # POST <queue>/messages: put a message
 HAND_OVER = r"~unqueued~"  # PUT <table>(PartitionKey='~unqueued~…',…): the sweep's row
@@ -277,3 +278,20 @@ def test_the_local_hosts_timer_runs_the_sweep_on_its_schedule(
     app.drain()
     assert app.status(accepted.body["id"]).body["status"] == "cancelled"
     assert app.sandbox.successful_cancels(meeting) == 1
+
+
+def test_a_retry_whose_record_write_fails_after_its_message_is_queued_is_retried_once(
+    app: AppUnderTest, sandbox: GraphSandbox, storage: Storage, meeting: str
+) -> None:
+    """The operator's retry queues the message first; the worker takes a fresh message of a failed
+    request for a redrive, so the request is retried once even though its record was never moved."""
+    request_id = poisoned_request(app, sandbox, meeting)
+    storage.table.add(Rule("PUT", rf"PartitionKey='{request_id}'", "refuse", times=EVERY_TRY))
+
+    answer = app.request("POST", f"/api/cancellations/{request_id}/retry", None)
+
+    assert answer.status == 202
+    assert app.status(request_id).body["status"] == "failed"  # not moved: only the message says "retry"
+    app.drain()
+    assert app.status(request_id).body["status"] == "cancelled"
+    assert sandbox.successful_cancels(meeting) == 1

@@ -4,6 +4,7 @@ and authorization, and retention by the timer function (issue 17; issue 16 secti
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from local_runner.graph_sandbox import Fault, GraphSandbox
-from meeting_cancel import lifecycle
+from meeting_cancel import lifecycle, retention, service
 from meeting_cancel.batch_models import BatchRecord
 from meeting_cancel.config import Settings
 from meeting_cancel.failures import Failure
@@ -137,10 +138,13 @@ def test_retry_after_a_poisoned_request_verifies_first_and_cancels_exactly_once(
     app: AppUnderTest, sandbox: GraphSandbox, meeting: str
 ) -> None:
     request_id = poisoned_request(app, sandbox, meeting)
-    answer = retry(app, request_id)
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    answer = app.request("POST", f"/api/cancellations/{request_id}/retry", None, headers={"traceparent": trace})
     assert answer.status == 202
     assert answer.body["status"] == "queued"
     assert answer.headers["location"].endswith(f"/api/cancellations/{request_id}")
+    [message] = app.queue.peek_messages()
+    assert json.loads(message.content)["traceparent"].split("-")[1] == trace.split("-")[1]  # the operator's trace
     app.drain()
     assert app.status(request_id).body["status"] == "cancelled"
     assert sandbox.successful_cancels(meeting) == 1
@@ -286,10 +290,17 @@ def test_retention_deletes_only_what_is_old_and_final(app: AppUnderTest, sandbox
                 created_at=moment,
             )
         )
+    out_of_time = retention.purge(service.current(), now=datetime.now(UTC), run_seconds=0)
+    assert (out_of_time.finished, out_of_time.requests, out_of_time.rows_read) == (False, 0, 0)
+    assert app.status("old-cancelled").status == 200  # a run out of time deletes nothing; the next goes on
+
     [timer] = [t for t in app.index.timers if t.name == "purge_old_requests"]
     timer.call(**{timer.argument: TimerRequest(past_due=False, schedule_status={}, schedule={})})
     for gone in ("old-cancelled", "old-failed", "old-batch-child"):
         assert app.status(gone).status == 404
+    again = retention.purge(service.current(), now=datetime.now(UTC))
+    # only the kept rows of requests created before the cutoff are read again; newer ones never
+    assert (again.finished, again.requests, again.rows_read) == (True, 0, 2)
     assert app.request("GET", "/api/batches/old-batch").status == 404
     assert app.request("GET", "/api/batches/recent-batch").body["counts"]["cancelled"] == 1
     for kept in ("old-pending", "old-but-recently-final", "recent-cancelled"):

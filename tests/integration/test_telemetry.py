@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from local_runner.graph_sandbox import Fault, GraphSandbox
-from meeting_cancel import telemetry
+from meeting_cancel import service, sweep, telemetry
 
 from .conftest import ORGANIZER
 from .support import AppUnderTest
@@ -67,6 +67,21 @@ def test_the_trace_goes_from_the_http_request_through_the_queue_to_the_worker(
     assert span.attributes["request_id"] == request_id
 
 
+def test_every_child_of_an_offboarding_batch_continues_the_batchs_trace(
+    app: AppUnderTest, sandbox: GraphSandbox
+) -> None:
+    for title in ("Weekly", "Review"):
+        sandbox.create_event(ORGANIZER, title, ["alex.wilber@contoso.com"], start="2026-12-02T09:00:00")
+    window = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+    answer = app.request(
+        "POST", f"/api/organizers/{ORGANIZER}/cancellations", window, headers={"traceparent": TRACEPARENT}
+    )
+    assert answer.status == 202
+    messages = app.queue.peek_messages(max_messages=32)
+    assert len(messages) == 2
+    assert {json.loads(m.content)["traceparent"].split("-")[1] for m in messages} == {TRACE_ID}
+
+
 def test_a_workflow_message_without_traceparent_starts_a_trace_and_one_with_it_continues(
     app: AppUnderTest, collected: Collected, sandbox: GraphSandbox
 ) -> None:
@@ -102,11 +117,33 @@ def test_every_log_line_about_a_request_names_it_in_its_text(
 ) -> None:
     sandbox.add_fault(Fault(action="status", status=500, code="InternalServerError", times=2))
     caplog.set_level(logging.INFO)
-    request_id = app.post({"organizer": ORGANIZER, "eventId": meeting}).body["id"]
+    body = {"organizer": ORGANIZER, "eventId": meeting}
+    request_id = app.post(body, headers={"Idempotency-Key": "telemetry-1"}).body["id"]
+    assert app.post(body, headers={"Idempotency-Key": "telemetry-1"}).body["id"] == request_id  # a replay
     app.drain()
     about = [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
-    assert len(about) >= 4  # queued, two transient failures, verify, the final status
+    assert len(about) >= 6  # accepted, replayed, two transient failures, verify, the final status
     for record in about:
         assert f"request {request_id}" in record.getMessage(), record.getMessage()
-    final = [r.getMessage() for r in about if "request cancelled" in r.getMessage()]
-    assert final, "the final-status line"
+    # the other way round: a line that names the request carries it as a field too (queries by either)
+    naming = [r for r in caplog.records if r.name.split(".")[0] in telemetry.LOGGERS and request_id in r.getMessage()]
+    assert [r.getMessage() for r in naming if getattr(r, "request_id", None) != request_id] == []
+    messages = [r.getMessage() for r in about]
+    assert any("request cancelled" in m for m in messages), "the final-status line"
+    assert any("idempotent replay" in m for m in messages), "the replay"
+    assert any(m.endswith(": cancelled") and "message " in m for m in messages), "each delivery's outcome"
+
+
+def test_the_poison_queue_depth_is_reported_however_a_message_got_there(
+    app: AppUnderTest, collected: Collected
+) -> None:
+    """The host moves a message to poison itself when an instance dies on its last delivery; no
+    code of the app sees that, so the sweep reads the queue's depth each minute for the alert."""
+    current = service.current()
+    assert sweep.watch_poison(current) == 0
+    app.poison.send_message("moved by the host: the instance died on the message's last delivery")
+    app.put_message("not json")  # moved by the worker
+    app.drain()
+
+    assert sweep.watch_poison(current) == 2
+    assert collected.points("meeting_cancel.poison.depth") == [({}, 2.0)]
