@@ -26,11 +26,13 @@ about 2,000 entities a second: learn.microsoft.com/azure/storage/tables/scalabil
 Callers who may read everything (a function key; the queue, which is no caller) get no submitter
 rows: they never list "their own".
 
-A new request's rows and its record are written at once (one round trip, not one per row); if a
-row cannot be written the record is removed again and the write fails as a whole, so intake still
-answers "nothing happened" and a record is never without its rows. The record is readable as soon
-as without the index. (A fresh queue request holds its meeting's row one storage call before its
-record exists whatever the index does; ``steps.OWNER_RECORD_GRACE_SECONDS`` covers that moment.)
+Intake writes a new request's rows and its record at once (one round trip, not one per row; a
+keyed replay's rows that describe no stored record are removed again); the worker writes a queue
+request's rows right after its record, so a duplicate delivery writes none. If a row cannot be
+written the record is removed again and the write fails as a whole, so intake still answers
+"nothing happened" and a record is never without its rows. (A fresh queue request holds its
+meeting's row one storage call before its record exists; ``steps.OWNER_RECORD_GRACE_SECONDS``
+covers that moment.)
 
 ``<class>`` is ``pending`` for queued, processing and retrying (a record moves between those on
 every attempt; the index follows only the moves that cross classes: accept, a final move, retry),
@@ -44,7 +46,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,23 +151,42 @@ class IndexedStore(RecordStore):
         self.inner.ensure_exists()
 
     def insert(self, record: StatusRecord) -> StatusRecord | None:
+        """Intake's insert (``accepted``: a caller waits for the answer) sends the rows with the
+        record, one round trip for all. The worker's (a queue request, accepted or claimed as it is
+        stored) meets an existing record on every duplicate delivery, so its rows follow the record
+        only once it was stored: a duplicate costs no row writes."""
         rows = [*view_rows(record), class_row(record, status_class(record.status))]
+        if record.status != Status.ACCEPTED:
+            stored = self.inner.insert(record)
+            if stored is not None:
+                self._write_rows(stored, rows, [])
+            return stored
         writes = [self._writers.submit(self.inner.put_row, row) for row in rows]
         stored = self.inner.insert(record)
+        if stored is not None:
+            self._write_rows(stored, rows, writes)
+            return stored
+        self._settle_writes(writes)  # a replay: the rows just written may describe a record not stored
+        existing = self.inner.get(record.id)
+        if existing is None or row_key(existing) != row_key(record):
+            self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
+        return None
+
+    def _write_rows(self, stored: StatusRecord, rows: list[dict[str, Any]], writes: list[Future[None]]) -> None:
+        """Never a record without its rows: if one cannot be written the record goes, and the insert
+        fails as a whole (intake answers that nothing was queued)."""
         try:
-            for write in writes:
-                write.result()
+            self._settle_writes(writes or [self._writers.submit(self.inner.put_row, row) for row in rows])
         except StorageUnavailable:
-            if stored is not None:  # never a record without its rows: it goes, and the write fails whole
-                self.inner.delete(record.id)
+            self.inner.delete(stored.id)
             raise
-        if stored is None:  # a replay: the rows just written describe a record that was not stored
-            existing = self.inner.get(record.id)
-            if existing is None or row_key(existing) != row_key(record):  # not the stored record's rows
-                self._forget_rows([(r["PartitionKey"], r["RowKey"]) for r in rows if r["RowKey"] != record.id])
-        elif stored.status.final:
+        if stored.status.final:
             _count_outcome(stored)
-        return stored
+
+    @staticmethod
+    def _settle_writes(writes: list[Future[None]]) -> None:
+        for write in writes:
+            write.result()
 
     def get(self, request_id: str) -> StatusRecord | None:
         return self.inner.get(request_id)
