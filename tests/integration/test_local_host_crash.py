@@ -59,6 +59,9 @@ def test_a_killed_runner_restarted_on_its_data_finishes_every_request_once(
         "IDENTITY_ENDPOINT": sandbox.identity_endpoint,
         "IDENTITY_HEADER": sandbox.identity_header,
         "ALLOWED_ORGANIZERS": "@contoso.com",
+        # Leases follow the Graph timeout (a claim holds 2 × timeout + 10 s): the sandbox answers in
+        # milliseconds, so a short timeout lets the killed instance's claims expire sooner after restart.
+        "GRAPH_TIMEOUT_SECONDS": "5",
     }
     data_dir = tmp_path / "local"
     api = f"http://127.0.0.1:{settings['PORT']}/api"
