@@ -237,6 +237,40 @@ def test_the_list_pages_newest_first_and_shows_callers_only_their_own(
     assert listed(entra, "/api/cancellations?status=queued", as_caller(reader))[0] == []
 
 
+def test_the_list_pages_across_months_and_status_classes_within_from_and_to(app: AppUnderTest, meeting: str) -> None:
+    """Nine requests over three months in three status classes: every page follows the last one's
+    row key through the month partitions and merges the classes, newest first, none twice."""
+    store = IndexedStore(StatusStore(Settings.from_environ()))
+    store.ensure_exists()
+    now = datetime.now(UTC)
+    created = {f"m{n}": now - timedelta(days=20 * n + 1) for n in range(9)}  # about three months
+    for request_id, moment in created.items():
+        request = QueuedCancelRequest(id=request_id, organizer=ORGANIZER, eventId=meeting)
+        record = store.insert(lifecycle.admit(request_id, request, source="http", now=moment, submitted_by="x"))
+        assert record is not None
+        number = int(request_id[1:])
+        if number % 3 == 1:
+            store.replace(lifecycle.abort(record, now=moment, by="operator"))
+        elif number % 3 == 2:
+            store.replace(lifecycle.fail(record, now=moment, failure=Failure("notOrganizer", "x")))
+
+    def every_page(query: str) -> list[str]:
+        ids, link = listed(app, f"/api/cancellations?{query}", {})
+        while link:
+            parts = urlsplit(link)
+            more, link = listed(app, f"{parts.path}?{parts.query}", {})
+            ids += more
+        return ids
+
+    newest_first = sorted(created, key=lambda r: created[r], reverse=True)
+    since = (now - timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert every_page(f"top=2&from={since}") == newest_first
+    window = f"from={(now - timedelta(days=95)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    window += f"&to={(now - timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    assert every_page(f"top=1&{window}") == [r for r in newest_first if 30 < (now - created[r]).days <= 95]
+    assert every_page(f"top=2&status=aborted&from={since}") == [r for r in newest_first if int(r[1:]) % 3 == 1]
+
+
 def test_the_list_names_every_bad_parameter(app: AppUnderTest) -> None:
     answer = app.request("GET", "/api/cancellations?top=0&status=lost&from=yesterday&colour=red")
     assert answer.status == 400
