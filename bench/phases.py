@@ -41,9 +41,9 @@ def batch_size(host_json: Path | None) -> int:
 
 
 def intake(bench: Bench, rows: list[Row]) -> None:
-    """POST latency against the bare storage work it wraps (one table insert, one queue send) on the
-    same Azurite through the same counting proxies, with no worker running, interleaved so both see
-    the same machine."""
+    """POST latency against the bare storage work it wraps (the record insert with its two index
+    rows sent at once, one queue send) on the same Azurite through the same counting proxies, with
+    no worker running, interleaved so both see the same machine."""
     n = 200
     stack = Stack(bench, counted=True, extra={"BENCH_NO_WORKER": "1"})
     host = stack.host()
@@ -53,9 +53,17 @@ def intake(bench: Bench, rows: list[Row]) -> None:
     queue = QueueClient.from_connection_string(bench.counted_connection, f"base-{uuid.uuid4().hex[:8]}")
     queue.create_queue()
 
+    writers = ThreadPoolExecutor(4)
+
     def baseline() -> None:
+        """The storage work intake needs: the record with its two listing index rows (sent at once,
+        as ``request_index`` does), then the message."""
         key = str(uuid.uuid4())
+        row = {"RowKey": f"{10**13 - int(time.time() * 1000):013d}|{key}", "request_id": key}
+        rows = [writers.submit(table.upsert_entity, {**row, "PartitionKey": p}) for p in ("ix-org", "ix-pending")]
         table.create_entity({"PartitionKey": key, "RowKey": "request", "status": "queued", "organizer": ORGANIZER})
+        for write in rows:
+            write.result()
         queue.send_message(json.dumps({"id": key, "organizer": ORGANIZER, "eventId": "AAMkAAA="}))
 
     def post(event_id: str) -> None:
@@ -90,7 +98,7 @@ def intake(bench: Bench, rows: list[Row]) -> None:
     )
     rows.append(
         Row(
-            "bare storage work p50 / p99 (table insert + queue send)",
+            "bare storage work p50 / p99 (table insert with 2 index rows at once, queue send)",
             f"{statistics.median(base) * 1000:.1f} / {percentile(base, 99) * 1000:.1f} ms",
         )
     )
@@ -100,16 +108,16 @@ def intake(bench: Bench, rows: list[Row]) -> None:
             f"{statistics.median(empty) * 1000:.1f} ms",
         )
     )
-    rows.append(Row("intake p50 ÷ bare storage work p50", f"{ratio:.2f}× (the host's round trip included)"))
-    beyond = statistics.median(service) / floor
     rows.append(
         Row(
-            "intake p50 ÷ (bare storage work p50 + the host's empty round trip p50)",
-            f"{beyond:.2f}×",
+            "intake p50 ÷ bare storage work p50",
+            f"{ratio:.2f}× (the host's round trip included)",
             "≤ 1.2×",
-            beyond <= 1.2,
+            ratio <= 1.2,
         )
     )
+    beyond = statistics.median(service) / floor
+    rows.append(Row("intake p50 ÷ (bare storage work p50 + the host's empty round trip p50)", f"{beyond:.2f}×"))
     bench.stop_hosts()
 
 
