@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .harness import REALISTIC_LATENCY, SHORT_LATENCY, Bench, Row
-from .phases import end_to_end, intake, many_mailboxes, offboarding, one_mailbox, storage_per_path
+from .phases import end_to_end, intake, many_mailboxes, one_mailbox
 from .static import cold_start, package_size
+from .storage_phases import offboarding, storage_per_path
 
 MS = f"{REALISTIC_LATENCY[0] * 1000:.0f}–{REALISTIC_LATENCY[1] * 1000:.0f} ms"
 SHORT = f"{SHORT_LATENCY[0] * 1000:.0f}–{SHORT_LATENCY[1] * 1000:.0f} ms"

@@ -290,23 +290,16 @@ def retry(record: StatusRecord, *, now: datetime, by: str) -> StatusRecord:
     )
 
 
+_OWNER_FAILURE = ("error_code", "error_message", "graph_status", "graph_code", "graph_request_id", "graph_date")
+
+
 def follow(record: StatusRecord, owner: StatusRecord, *, now: datetime) -> StatusRecord:
     """Ends with the outcome of the request that holds the meeting: cancelled when it cancelled the
     meeting, failed with its failure when Graph showed the meeting cannot be cancelled."""
     if owner.status == Status.CANCELLED:
         resolution = f"request {owner.id} cancelled this meeting ({owner.resolution or 'cancelled'})"
         return _enter(Move.FOLLOW, record, now, follows=owner.id, resolution=resolution, **_SETTLED)
-    failure = {
-        name: getattr(owner, name)
-        for name in (
-            "error_code",
-            "error_message",
-            "graph_status",
-            "graph_code",
-            "graph_request_id",
-            "graph_date",
-        )
-    }
+    failure = {name: getattr(owner, name) for name in _OWNER_FAILURE}
     resolution = f"request {owner.id} found this meeting cannot be cancelled"
     return _enter(Move.FAIL, record, now, follows=owner.id, resolution=resolution, **_SETTLED, **failure)
 
