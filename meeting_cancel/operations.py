@@ -18,8 +18,11 @@ Redrive by hand: the host copies a poisoned message to ``<queue>-poison`` as a N
 WebJobs ``QueueProcessor`` sends its text again: new id, dequeue count from zero), so a message an
 operator moves back is first delivered with dequeue count 1, after the request failed. The rule
 (``is_redrive``): a delivery of a request that ``failed`` for a retryable reason, whose message
-was put on the queue after the failure was recorded and is delivered for the first time, is a
-redrive: the worker retries the request (the same move as the API) and makes one more real attempt.
+was put on the queue after the failure was recorded, is a redrive: the worker retries the request
+(the same move as the API) and makes one more real attempt. Any delivery of such a message counts,
+not only the first: a first delivery that failed before it recorded the redrive leaves the request
+``failed``, and the next delivery must still redrive it (once redriven, a later failure is newer
+than the message, so the message never redrives it twice).
 Copies the worker itself put on the queue were sent before the request failed, so they stay
 duplicates. The queue reports insertion times in whole seconds (RFC 1123), so "after" means "in
 the same second or later": a copy the worker sent in the very second the request failed would
@@ -40,6 +43,7 @@ from .intake import find
 from .models import QueuedCancelRequest
 from .problems import Problem
 from .records import Status, StatusRecord
+from .work_queue import RecordNote
 
 if TYPE_CHECKING:
     from .deliveries import Delivery
@@ -193,7 +197,9 @@ def retry(
     # The message goes first: once it is on the queue the request is retried whatever fails next, as
     # the worker treats a fresh message for a failed request as a redrive (``is_redrive``). If the
     # send fails nothing changed, and the storage error is the caller's 503.
-    service.queue.send(message.model_copy(update={"traceparent": telemetry.current_traceparent(traceparent)}))
+    # "a record exists": the worker reads it first, so a record the write below never moved is redriven
+    traced = message.model_copy(update={"traceparent": telemetry.current_traceparent(traceparent)})
+    service.queue.send(traced, note=RecordNote(exists=True))
     reopened = lifecycle.retry(record, now=service.clock(), by=caller.label)
     try:
         reopened = service.store.replace(reopened)
@@ -232,7 +238,6 @@ def is_redrive(record: StatusRecord, delivery: Delivery) -> bool:
     return (
         record.status == Status.FAILED
         and record.error_code in RETRYABLE_CODES
-        and delivery.dequeue_count == 1
         and delivery.inserted_at is not None
         and delivery.inserted_at >= record.updated_at.replace(microsecond=0)  # the queue reports whole seconds
     )

@@ -43,6 +43,7 @@ the record itself (a row whose record is gone or in another class is skipped; re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -134,9 +135,15 @@ def keys_of(record: StatusRecord) -> list[tuple[str, str]]:
 
 
 def matches(row: dict[str, Any], record: StatusRecord | None) -> bool:
-    """Whether an index row still describes the record (the same creation, so not a stale row
-    left by a replayed insert)."""
-    return record is not None and row["RowKey"] == row_key(record)
+    """Whether an index row still describes the record: the same creation (not a stale row left by
+    a replayed insert) and, for a status-class row, the record's class now (not a row left by a
+    final write that lost, or by a class move whose old row could not be removed)."""
+    if record is None or row["RowKey"] != row_key(record):
+        return False
+    partition = str(row["PartitionKey"])
+    if partition.startswith(f"{PREFIX}status|"):
+        return partition == status_partition(status_class(record.status), month(record.created_at))
+    return True
 
 
 class IndexedStore(RecordStore):
@@ -198,10 +205,19 @@ class IndexedStore(RecordStore):
         new_row = self._writers.submit(self.inner.put_row, class_row(record, status_class(record.status)))
         try:  # the new class row and the record at once: if the record write loses, the row is stale
             stored = self.inner.replace(record)
-        finally:
-            new_row.result()
+        except Exception:
+            with contextlib.suppress(StorageUnavailable):
+                new_row.result()
+            raise
         old = class_row(record, status_class(before))
-        self._forget_rows([(old["PartitionKey"], old["RowKey"])])
+        try:
+            new_row.result()
+        except StorageUnavailable as error:
+            # The record moved; its new class row is missing. The old row stays: retention, reading
+            # it, finds the record in another class and writes the missing row.
+            log.warning("request %s: its %s index row could not be written: %s", record.id, record.status, error)
+        else:
+            self._forget_rows([(old["PartitionKey"], old["RowKey"])])
         if stored.status.final:
             _count_outcome(stored)
         return stored

@@ -61,15 +61,15 @@ def purge(service: Service, *, now: datetime, run_seconds: float = RUN_SECONDS) 
     start = f"{ix.newest_first(limit):013d}"
     purged = Purged()
     due = sorted(
-        (partition[-6:], klass, partition)
+        (partition[-6:], partition)
         for klass in (*FINAL_CLASSES, ix.PENDING_CLASS)  # pending rows: stale ones of requests now final
         for partition in _old_partitions(
             service, ix.status_partition(klass, ""), ix.status_partition(klass, ix.month(limit))
         )
     )
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="retention") as pool:
-        for _, klass, partition in due:
-            if not _purge_partition(service, pool, partition, klass, limit, start, purged, deadline):
+        for _, partition in due:
+            if not _purge_partition(service, pool, partition, limit, start, purged, deadline):
                 purged.finished = False
                 break
     if purged.finished:
@@ -105,7 +105,6 @@ def _purge_partition(
     service: Service,
     pool: ThreadPoolExecutor,
     partition: str,
-    klass: str,
     limit: datetime,
     after: str,
     purged: Purged,
@@ -114,7 +113,7 @@ def _purge_partition(
     """Whether the partition was read to its end before the deadline."""
     while time.monotonic() < deadline:
         rows = service.store.rows(partition, partition, after=after, limit=PAGE)
-        for outcome in pool.map(lambda row: _purge_row(service, partition, klass, limit, row), rows):
+        for outcome in pool.map(lambda row: _purge_row(service, partition, limit, row), rows):
             purged.rows_read += 1
             purged.stale_rows += outcome == "stale"
             purged.requests += outcome == "deleted"
@@ -124,9 +123,11 @@ def _purge_partition(
     return False
 
 
-def _purge_row(service: Service, partition: str, klass: str, limit: datetime, row: dict[str, Any]) -> str:
+def _purge_row(service: Service, partition: str, limit: datetime, row: dict[str, Any]) -> str:
     record = service.store.get(str(row["request_id"]))
-    if record is None or not ix.matches(row, record) or ix.status_class(record.status) != klass:
+    if record is None or not ix.matches(row, record):
+        if record is not None and row["RowKey"] == ix.row_key(record):  # its class moved on
+            service.store.put_row(ix.class_row(record, ix.status_class(record.status)))  # in case that row failed
         service.store.delete_row(partition, str(row["RowKey"]))
         return "stale"
     if not (record.status.final and record.updated_at < limit):

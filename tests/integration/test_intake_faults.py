@@ -284,14 +284,16 @@ def test_a_retry_whose_record_write_fails_after_its_message_is_queued_is_retried
     app: AppUnderTest, sandbox: GraphSandbox, storage: Storage, meeting: str
 ) -> None:
     """The operator's retry queues the message first; the worker takes a fresh message of a failed
-    request for a redrive, so the request is retried once even though its record was never moved."""
+    request for a redrive, so the request is retried once even though its record was never moved,
+    and even when the first delivery's own redrive write fails too (the next delivery redrives)."""
     request_id = poisoned_request(app, sandbox, meeting)
-    storage.table.add(Rule("PUT", rf"PartitionKey='{request_id}'", "refuse", times=EVERY_TRY))
+    refused = storage.table.add(Rule("PUT", rf"PartitionKey='{request_id}'", "refuse", times=2 * EVERY_TRY))
 
     answer = app.request("POST", f"/api/cancellations/{request_id}/retry", None)
 
     assert answer.status == 202
     assert app.status(request_id).body["status"] == "failed"  # not moved: only the message says "retry"
-    app.drain()
+    app.drain(wait_for_delayed=5)
+    assert refused.caught == 2 * EVERY_TRY  # the API's write, then the first delivery's redrive
     assert app.status(request_id).body["status"] == "cancelled"
     assert sandbox.successful_cancels(meeting) == 1

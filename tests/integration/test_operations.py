@@ -349,6 +349,26 @@ def test_retention_deletes_only_what_is_old_and_final(app: AppUnderTest, sandbox
     assert {"old-pending", "old-but-recently-final", "recent-cancelled"} <= set(listed_ids)
 
 
+def test_retention_writes_a_missing_class_row_so_the_record_is_still_deleted(app: AppUnderTest, meeting: str) -> None:
+    """A record moved to `cancelled` whose new class row could not be written keeps only its
+    `pending` row: retention, reading that row, writes the missing one, and the next run deletes it."""
+    inner = StatusStore(Settings.from_environ())
+    store = IndexedStore(inner)
+    store.ensure_exists()
+    old = datetime.now(UTC) - timedelta(days=45)
+    request = QueuedCancelRequest(id="row-lost", organizer=ORGANIZER, eventId=meeting)
+    record = store.insert(lifecycle.accept("row-lost", request, source="http", now=old, submitted_by="x"))
+    assert record is not None
+    inner.replace(lifecycle.complete(record, now=old, resolution="cancelled by Graph"))  # no class row moved
+
+    first = retention.purge(service.current(), now=datetime.now(UTC))
+    assert (first.stale_rows, first.requests) == (1, 0)
+    assert app.status("row-lost").status == 200
+    second = retention.purge(service.current(), now=datetime.now(UTC))
+    assert second.requests == 1
+    assert app.status("row-lost").status == 404
+
+
 @pytest.mark.parametrize("days", ["7", "x"])
 def test_retention_shorter_than_a_message_can_live_is_refused(days: str) -> None:
     from meeting_cancel.errors import ConfigurationError

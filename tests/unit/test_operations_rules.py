@@ -13,6 +13,7 @@ import pytest
 from meeting_cancel import lifecycle, listing, operations, request_index, steps, telemetry
 from meeting_cancel.callers import Caller
 from meeting_cancel.deliveries import Delivery
+from meeting_cancel.errors import StorageUnavailable
 from meeting_cancel.failures import Failure
 from meeting_cancel.memory_store import InMemoryRecordStore
 from meeting_cancel.models import QueuedCancelRequest
@@ -101,13 +102,14 @@ def delivery(count: int, inserted: datetime | None) -> Delivery:
         (failed("graphUnavailable", unknown=True), delivery(1, NOW + timedelta(minutes=3)), True),
         (failed("throttled"), delivery(1, NOW.replace(microsecond=0)), True),  # the queue reports whole seconds
         (failed("graphUnavailable"), delivery(1, NOW - timedelta(seconds=2)), False),  # a copy sent before it failed
-        (failed("graphUnavailable"), delivery(2, NOW + timedelta(minutes=3)), False),  # not its first delivery
+        # delivered again: the first delivery failed before it recorded the redrive
+        (failed("graphUnavailable"), delivery(2, NOW + timedelta(minutes=3)), True),
         (failed("graphUnavailable"), delivery(1, None), False),
         (failed("eventNotFound"), delivery(1, NOW + timedelta(minutes=3)), False),  # permanent
         (queued(), delivery(1, NOW + timedelta(minutes=3)), False),
     ],
 )
-def test_a_redrive_is_a_first_delivery_inserted_after_a_passing_failure(
+def test_a_redrive_is_a_delivery_inserted_after_a_passing_failure(
     record: StatusRecord, message: Delivery, redrive: bool
 ) -> None:
     assert operations.is_redrive(record, message) is redrive
@@ -219,3 +221,38 @@ def test_the_trace_context_is_not_part_of_a_requests_fingerprint() -> None:
     assert steps.belongs_to(
         lifecycle.accept("r-1", REQUEST, source="queue", now=NOW, body_hash=steps.fingerprint(REQUEST)), traced
     )
+
+
+def test_a_class_row_describes_a_record_only_in_the_records_class_now() -> None:
+    """An abort that lost to a claim leaves an `aborted` row behind; when the request ends
+    `cancelled` the listing of all requests merges the classes and must show it once."""
+    record = queued()
+    aborted_row = request_index.class_row(record, Status.ABORTED.value)
+    cancelled = replace(record, status=Status.CANCELLED)
+    assert not request_index.matches(aborted_row, cancelled)
+    assert request_index.matches(request_index.class_row(record, Status.CANCELLED.value), cancelled)
+    for row in request_index.view_rows(record):  # organizer and submitter rows hold whatever the class
+        assert request_index.matches(row, cancelled)
+
+
+def test_a_record_whose_new_class_row_failed_moves_and_keeps_its_old_row_for_retention() -> None:
+    """The record's write succeeded, so the move is not reported as failed; the old class row stays
+    so that retention, reading it, finds the record and writes the missing row."""
+
+    class RowsFail(InMemoryRecordStore):
+        failing = False
+
+        def put_row(self, entity: dict[str, object]) -> None:
+            if self.failing:
+                raise StorageUnavailable("refused", operation="write index")
+            super().put_row(entity)
+
+    inner = RowsFail()
+    store = request_index.IndexedStore(inner)
+    record = store.insert(queued())
+    assert record is not None
+    inner.failing = True
+    done = store.replace(lifecycle.complete(record, now=NOW, resolution="cancelled by Graph"))
+    assert done.status == Status.CANCELLED
+    pending = request_index.class_row(record, request_index.PENDING_CLASS)
+    assert inner.rows(pending["PartitionKey"], pending["PartitionKey"], limit=10) != []
