@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -23,17 +24,18 @@ log = logging.getLogger(__name__)
 # Read once, when the host indexes the functions: functionKey mode keeps the host's key check,
 # entra mode leaves the gate to App Service Authentication (config.http_auth_level says why).
 CALLER_AUTH_LEVEL = func.AuthLevel(config.http_auth_level())
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
+Handler = Callable[..., func.HttpResponse]
 
 
 def answers_problems(handler: Handler) -> Handler:
     """Turns the domain's problems into their problem+json responses; the one place a storage
-    outage becomes the 503 that says nothing was queued."""
+    outage becomes the 503 that says nothing was queued. The worker reads the handler's own
+    signature through ``functools.wraps`` and passes what it declares (``context``)."""
 
     @functools.wraps(handler)
-    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+    def wrapper(req: func.HttpRequest, **declared: Any) -> func.HttpResponse:
         try:
-            return handler(req)
+            return handler(req, **declared)
         except Problem as problem:
             return problem_response(problem)
         except StorageUnavailable as error:
@@ -43,6 +45,14 @@ def answers_problems(handler: Handler) -> Handler:
     return wrapper
 
 
+def trace_of(req: func.HttpRequest, context: func.Context) -> str | None:
+    """The trace the queue message continues: the Functions host's own activity for this request
+    (a child of the caller's ``traceparent`` when it sent one, so the host's Request telemetry and
+    the worker's span are one trace), else the caller's header."""
+    host = getattr(context.trace_context, "trace_parent", None)
+    return host if isinstance(host, str) and host else req.headers.get("traceparent")
+
+
 def caller_of(req: func.HttpRequest, app: service.Service) -> callers.Caller:
     """Who calls; the query is read for the function key a caller may send as ``code``."""
     return callers.identify(req.headers, app.settings, req.params)
@@ -50,7 +60,7 @@ def caller_of(req: func.HttpRequest, app: service.Service) -> callers.Caller:
 
 @bp.route(route="cancellations", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
-def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
+def submit_cancellation(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     app = service.current()
     accepted = intake.submit(
         app,
@@ -58,7 +68,7 @@ def submit_cancellation(req: func.HttpRequest) -> func.HttpResponse:
         caller=caller_of(req, app),
         content_type=req.headers.get("Content-Type"),
         idempotency_key=req.headers.get("Idempotency-Key"),
-        traceparent=req.headers.get("traceparent"),
+        traceparent=trace_of(req, context),
     )
     return _status_response(req, accepted.record)
 
@@ -85,7 +95,7 @@ def _status_response(req: func.HttpRequest, record: StatusRecord) -> func.HttpRe
 
 @bp.route(route="organizers/{organizer}/cancellations", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
-def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
+def submit_organizer_cancellations(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     app = service.current()
     view, preview = batches.submit(
         app,
@@ -94,7 +104,7 @@ def submit_organizer_cancellations(req: func.HttpRequest) -> func.HttpResponse:
         caller=caller_of(req, app),
         content_type=req.headers.get("Content-Type"),
         idempotency_key=req.headers.get("Idempotency-Key"),
-        traceparent=req.headers.get("traceparent"),
+        traceparent=trace_of(req, context),
     )
     if preview:
         return json_response(200, view)

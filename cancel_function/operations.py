@@ -15,7 +15,7 @@ import azure.functions as func
 from meeting_cancel import batches, intake, listing, operations, service
 from meeting_cancel.problems import Problem
 
-from . import CALLER_AUTH_LEVEL, answers_problems, caller_of
+from . import CALLER_AUTH_LEVEL, answers_problems, caller_of, trace_of
 from .responses import json_response
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -41,14 +41,14 @@ def abort_batch(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="cancellations/{id}/retry", methods=["POST"], auth_level=CALLER_AUTH_LEVEL)
 @answers_problems
-def retry_cancellation(req: func.HttpRequest) -> func.HttpResponse:
+def retry_cancellation(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     app = service.current()
     record = operations.retry(
         app,
         req.route_params.get("id", ""),
         _optional_body(req),
         caller=caller_of(req, app),
-        traceparent=req.headers.get("traceparent"),
+        traceparent=trace_of(req, context),
     )
     location = req.url.split("?")[0].rsplit("/", 1)[0]
     return json_response(202, intake.status_view(record), {"Location": location, "Retry-After": "2"})

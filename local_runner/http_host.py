@@ -26,6 +26,7 @@ import azure.functions as func
 
 from .http_server import BoundedHTTPServer
 from .index import FunctionIndex, HttpFunction, invocation_log
+from .invocation import arguments
 from .keys import HostKeys, new_key
 from .routing import decode_path
 
@@ -138,7 +139,16 @@ class HttpHost:
         )
         started = time.perf_counter()
         try:
-            response = function.call(**{function.argument: request})
+            response = function.call(
+                **arguments(
+                    function.call,
+                    function.argument,
+                    request,
+                    function_name=function.name,
+                    invocation_id=invocation_id,
+                    headers=admitted.headers,
+                )
+            )
         except Exception as error:  # the host answers 500 to an unhandled exception
             invocation_log(function.name, started, invocation_id, error)
             return func.HttpResponse("Internal Server Error", status_code=500)

@@ -28,6 +28,7 @@ from meeting_cancel.config import QueueHostSettings, StorageSettings
 from meeting_cancel.storage import queue_client
 
 from .index import QueueFunction, invocation_log
+from .invocation import arguments
 
 log = logging.getLogger("local_runner.host")
 MESSAGE_LEASE_SECONDS = 30
@@ -210,7 +211,8 @@ class QueueListener:
         )
         started = time.perf_counter()
         try:
-            self.function.call(**{self.function.argument: trigger})
+            f = self.function
+            f.call(**arguments(f.call, f.argument, trigger, function_name=f.name, invocation_id=invocation_id))
         except Exception as error:
             invocation_log(self.function.name, started, invocation_id, error)
             return self._failed

@@ -29,6 +29,7 @@ from pathlib import Path
 from azure.functions.timer import TimerRequest
 
 from .index import TimerFunction, invocation_log
+from .invocation import arguments
 
 log = logging.getLogger("local_runner.host")
 Clock = Callable[[], datetime]
@@ -106,7 +107,8 @@ class TimerListener:
         )
         started = time.perf_counter()
         try:
-            self.function.call(**{self.function.argument: request})
+            f = self.function
+            f.call(**arguments(f.call, f.argument, request, function_name=f.name, invocation_id=invocation_id))
         except Exception as error:  # the host logs it and keeps the schedule
             invocation_log(self.function.name, started, invocation_id, error)
         else:

@@ -82,6 +82,18 @@ def test_every_child_of_an_offboarding_batch_continues_the_batchs_trace(
     assert {json.loads(m.content)["traceparent"].split("-")[1] for m in messages} == {TRACE_ID}
 
 
+def test_the_message_continues_the_functions_hosts_own_activity_for_the_request(
+    app: AppUnderTest, meeting: str
+) -> None:
+    """The host's Request telemetry and the worker's span are one trace: the message carries the
+    trace context the host passes in ``context`` (a child of the caller's), not a trace of its own."""
+    app.post({"organizer": ORGANIZER, "eventId": meeting}, headers={"traceparent": TRACEPARENT})
+    [message] = app.queue.peek_messages()
+    _, trace_id, span_id, _ = json.loads(message.content)["traceparent"].split("-")
+    assert trace_id == TRACE_ID
+    assert span_id != TRACEPARENT.split("-")[2]  # the host's span for this request, not the caller's
+
+
 def test_a_workflow_message_without_traceparent_starts_a_trace_and_one_with_it_continues(
     app: AppUnderTest, collected: Collected, sandbox: GraphSandbox
 ) -> None:

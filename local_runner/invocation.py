@@ -1,0 +1,85 @@
+"""What a function receives besides its trigger: the ``context`` parameter the Python worker passes
+to a function that declares one (Azure Functions Python developer reference, "Context"), with the
+invocation's id and the W3C trace context of the host's own activity for it.
+
+The host's activity continues the caller's ``traceparent`` when the request sends a valid one (the
+same trace, a new span) and starts a trace otherwise, as ASP.NET Core does for the Functions host.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+
+TRACEPARENT = re.compile(r"^00-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-([0-9a-f]{2})$")
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    trace_parent: str
+    trace_state: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class InvocationContext(func.Context):
+    def __init__(self, function_name: str, invocation_id: str, trace_parent: str) -> None:
+        self._function_name = function_name
+        self._invocation_id = invocation_id
+        self._trace_context = TraceContext(trace_parent)
+        self._local = threading.local()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return self._local
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return ""
+
+    @property
+    def trace_context(self) -> Any:
+        return self._trace_context
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+
+def host_traceparent(incoming: str | None) -> str:
+    """The host activity's traceparent: a child of the caller's when it is valid, else a new trace."""
+    found = TRACEPARENT.fullmatch((incoming or "").strip().lower())
+    trace_id, flags = (found.group(1), found.group(2)) if found else (secrets.token_hex(16), "01")
+    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+
+
+def arguments(
+    call: Callable[..., Any],
+    argument: str,
+    trigger: Any,
+    *,
+    function_name: str,
+    invocation_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of one invocation: the trigger, and ``context`` when the function
+    declares it (the worker's signature check follows ``functools.wraps``, so does this)."""
+    values: dict[str, Any] = {argument: trigger}
+    if "context" in inspect.signature(call).parameters:
+        incoming = next((v for k, v in (headers or {}).items() if k.lower() == "traceparent"), None)
+        values["context"] = InvocationContext(function_name, invocation_id, host_traceparent(incoming))
+    return values
