@@ -20,6 +20,8 @@
   ``extra=`` fields (azure-functions-python-worker ``dispatcher.py`` ``on_logging``; issue #1327), so
   ``RequestIdInText`` puts ``request <id>`` into the text of every line that carries a
   ``request_id``; the OpenTelemetry log exporter keeps the ``extra=`` fields as custom dimensions.
+  Once it is configured, ``meeting_cancel``'s lines go to Application Insights through it alone
+  (not also through the host), so no line is stored twice.
 * **Traces**: intake writes the W3C ``traceparent`` of the HTTP request into the queue message (or
   keeps one a workflow wrote); the worker continues that trace (``continue_trace``).
 """
@@ -80,6 +82,9 @@ def configure(settings: Settings) -> None:
             options["credential"] = ManagedIdentityCredential(client_id=settings.azure_client_id)
         configure_azure_monitor(**options)
         use(metrics.get_meter_provider(), trace.get_tracer_provider())
+        # The exporter now sends the app's lines with their fields; passed on to the worker's root
+        # handler too, the host would send each one to Application Insights a second time.
+        logging.getLogger(LOGGERS[0]).propagate = False
     except Exception as error:  # telemetry must never stop the app from cancelling meetings
         log.error("telemetry is off: Azure Monitor could not be configured: %s: %s", type(error).__name__, error)
 

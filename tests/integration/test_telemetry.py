@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -159,3 +162,41 @@ def test_the_poison_queue_depth_is_reported_however_a_message_got_there(
 
     assert sweep.watch_poison(current) == 2
     assert collected.points("meeting_cancel.poison.depth") == [({}, 2.0)]
+
+
+CONFIGURE = """
+import json, logging, os
+from meeting_cancel import telemetry
+from meeting_cancel.config import Settings
+
+base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+telemetry.configure(Settings.from_environ(base))
+result = {"off": telemetry._state.tracer is None and not telemetry._state.instruments}
+telemetry.reset()
+connection = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:9/"
+telemetry.configure(Settings.from_environ({**base, "APPLICATIONINSIGHTS_CONNECTION_STRING": connection}))
+app_logger = logging.getLogger("meeting_cancel")
+result.update(
+    on=telemetry._state.tracer is not None and "outcomes" in telemetry._state.instruments,
+    exporter_handlers=[type(h).__name__ for h in app_logger.handlers],
+    propagates=app_logger.propagate,
+)
+print(json.dumps(result), flush=True)
+os._exit(0)  # no flush to the dead endpoint at exit
+"""
+
+
+def test_configure_is_off_without_a_connection_string_and_with_one_sends_each_line_once() -> None:
+    """The real distro, in a process of its own (it sets global providers): metrics and traces on,
+    the app's lines exported with their fields and not also passed to the worker's root handler
+    (which forwards them to the host, and the host to Application Insights a second time)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", CONFIGURE], capture_output=True, text=True, timeout=120, env=environment, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["off"] is True
+    assert result["on"] is True
+    assert "LoggingHandler" in result["exporter_handlers"]
+    assert result["propagates"] is False
