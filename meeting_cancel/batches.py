@@ -34,7 +34,7 @@ from .intake import organizer_resolver
 from .models import MAX_ATTENDEES, MAX_ORGANIZER_LENGTH, TRACKING_ID, QueuedCancelRequest, _check_organizer
 from .parsing import parse_model, validation_detail
 from .problems import Problem
-from .records import Status
+from .records import Status, StatusRecord
 from .window_meetings import estimated_completion, find_meetings
 from .work_queue import RecordNote
 
@@ -93,8 +93,8 @@ def submit(
         submitted_by=caller.label,
         created_at=service.clock(),
     )
-    _queue_children(service, batch, window, meetings, decision, telemetry.current_traceparent(traceparent))
-    return batch_view(service, batch_id, caller=caller), False
+    children = _queue_children(service, batch, window, meetings, decision, telemetry.current_traceparent(traceparent))
+    return _view(service, batch, children), False  # the records just written: no read back per child
 
 
 def _read(organizer: str, body: bytes, content_type: str | None) -> tuple[str, WindowRequest]:
@@ -180,9 +180,10 @@ def _queue_children(
     meetings: list[MeetingView],
     decision: str,
     traceparent: str,
-) -> None:
-    """Records and queues one request per meeting, each with its attendee count. The batch record is
-    written last: a batch that exists is complete."""
+) -> list[StatusRecord]:
+    """Records and queues one request per meeting, each with its attendee count, and returns the
+    records. The batch record is written last: a batch that exists is complete."""
+    children: list[StatusRecord] = []
     for meeting in meetings:
         child_id = str(uuid.uuid5(uuid.UUID(batch.id), meeting.eventId))
         message = QueuedCancelRequest(
@@ -208,10 +209,12 @@ def _queue_children(
         stored = service.store.insert(record)
         # The message carries the record as stored, ETag included: the worker claims with one write.
         service.queue.send(message, note=RecordNote(record=stored) if stored is not None else RecordNote(exists=True))
+        children.append(stored or service.store.get(child_id) or record)
     service.store.put_batch(batch)
     log.info(
         "queued batch %s: %d meetings of %s (caller %s)", batch.id, batch.count, batch.organizer, batch.submitted_by
     )
+    return children
 
 
 def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, Any]:
@@ -223,7 +226,11 @@ def batch_view(service: Service, batch_id: str, *, caller: Caller) -> dict[str, 
     if batch is None:
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")
     authorize_read(caller, batch.submitted_by)
-    children = service.store.by_batch(batch_id)
+    return _view(service, batch, service.store.by_batch(batch_id))
+
+
+def _view(service: Service, batch: BatchRecord, children: list[StatusRecord]) -> dict[str, Any]:
+    batch_id = batch.id
     counts = Counter(child.status.public for child in children)
     done = all(child.status.final for child in children) and len(children) == batch.count
     pending = [child.recipients or 0 for child in children if not child.status.final]

@@ -160,3 +160,22 @@ def test_an_identity_outage_before_the_claim_is_recorded_as_a_retry_with_nothing
     final = counted.status(request_id).body
     assert (final["status"], final["attempts"]) == ("cancelled", 1)
     assert sandbox.successful_cancels(event_id) == 1
+
+
+def test_a_batch_is_answered_from_the_records_it_just_wrote_not_read_back(
+    counted: Counted, sandbox: GraphSandbox
+) -> None:
+    """A batch POST writes each child's record (with its index rows) and message and then the
+    batch; its 202 is built from those records, so the answer reads no child back."""
+    for day in (2, 3, 4):
+        sandbox.create_event(ORGANIZER, f"Review {day}", ["alex.wilber@contoso.com"], start=f"2026-12-0{day}T09:00:00")
+    answer = counted.request(
+        "POST",
+        f"/api/organizers/{ORGANIZER}/cancellations",
+        {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"},
+    )
+    assert answer.status == 202
+    assert answer.body["counts"]["queued"] == 3
+    ops = table_ops(counted.take())
+    assert ops.get("table read", 0) == 0, ops  # only the replay check, which finds no batch (404)
+    assert ops["table insert"] == 3
