@@ -31,19 +31,12 @@ from typing import TYPE_CHECKING, Any
 from . import idempotency, lifecycle, steps, telemetry
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
-from .models import (
-    TRACKING_ID,
-    CancellationError,
-    CancellationStatus,
-    CancelRequest,
-    GraphCallView,
-    GraphErrorDetail,
-    QueuedCancelRequest,
-)
+from .models import TRACKING_ID, CancelRequest, QueuedCancelRequest
 from .parsing import parse_request
 from .problems import Problem
 from .records import Status, StatusRecord, utcnow
 from .service_rows import UnqueuedEntry
+from .status_view import CancellationError, CancellationStatus, GraphCallView, GraphErrorDetail
 from .work_queue import RecordNote, encode
 
 if TYPE_CHECKING:

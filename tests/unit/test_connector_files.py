@@ -31,13 +31,8 @@ from openapi_spec_validator import validate as validate_openapi
 from PIL import Image
 from pydantic import BaseModel
 
-from meeting_cancel.models import (
-    CancellationError,
-    CancellationStatus,
-    CancelRequest,
-    GraphCallView,
-    GraphErrorDetail,
-)
+from meeting_cancel.models import CancelRequest
+from meeting_cancel.status_view import CancellationError, CancellationStatus, GraphCallView, GraphErrorDetail
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR = ROOT / "connector"
