@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PAGE = 200
-RUN_SECONDS = 20 * 60.0  # a run stops here, well inside Flex Consumption's default 30-minute functionTimeout
+# A run stops here, well inside Flex Consumption's default functionTimeout of 30 minutes
+# (MicrosoftDocs/azure-docs, includes/functions-timeout-duration.md).
+RUN_SECONDS = 20 * 60.0
 WORKERS = 16  # a page's rows handled at once: each deletion is a few sequential round trips
 FINAL_CLASSES = (Status.CANCELLED.value, Status.FAILED.value, Status.ABORTED.value)
 
