@@ -48,7 +48,8 @@ def answers_problems(handler: Handler) -> Handler:
 def trace_of(req: func.HttpRequest, context: func.Context) -> str | None:
     """The trace the queue message continues: the Functions host's own activity for this request
     (a child of the caller's ``traceparent`` when it sent one, so the host's Request telemetry and
-    the worker's span are one trace), else the caller's header."""
+    the worker's span are one trace), else the caller's header. ``trace_parent`` is the worker's
+    name for it (azure-functions-python-worker ``bindings/tracecontext.py``)."""
     host = getattr(context.trace_context, "trace_parent", None)
     return host if isinstance(host, str) and host else req.headers.get("traceparent")
 

@@ -6,9 +6,11 @@ app relies on is silently not run.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +76,7 @@ class FunctionIndex:
                         f"function {name!r}: binding type {spec['type']!r} is not implemented by the local host"
                     )
             call = function.get_user_function()
+            _check_context(name, call)
             kind = trigger["type"]
             if kind == "httpTrigger":
                 index.http.append(_http_function(name, trigger, call))
@@ -106,6 +109,16 @@ class FunctionIndex:
                     return function, values
                 allowed |= function.methods
         return frozenset(allowed) if allowed else None
+
+
+def _check_context(name: str, call: Callable[..., Any]) -> None:
+    """A ``context`` parameter must be typed ``azure.functions.Context`` (or not at all), or the
+    worker refuses to load the function (azure-functions-python-worker ``is_context_required``)."""
+    if "context" not in inspect.signature(call).parameters:
+        return
+    hint = typing.get_type_hints(call).get("context")
+    if hint is not None and not (isinstance(hint, type) and hint.__name__ == "Context"):
+        raise UnsupportedBinding(f"function {name!r}: the context parameter must be azure.functions.Context")
 
 
 def _http_function(name: str, trigger: Mapping[str, Any], call: Callable[..., Any]) -> HttpFunction:

@@ -1,6 +1,8 @@
 """What a function receives besides its trigger: the ``context`` parameter the Python worker passes
-to a function that declares one (Azure Functions Python developer reference, "Context"), with the
-invocation's id and the W3C trace context of the host's own activity for it.
+to a function that declares one, with the invocation's id and the W3C trace context of the host's
+own activity for it (azure-functions-python-worker ``functions.py`` ``is_context_required``: a
+parameter named ``context`` that is not a binding, annotated, if at all, with a class named
+``Context``; ``bindings/tracecontext.py``: ``trace_parent``, ``trace_state``, ``attributes``).
 
 The host's activity continues the caller's ``traceparent`` when the request sends a valid one (the
 same trace, a new span) and starts a trace otherwise, as ASP.NET Core does for the Functions host.

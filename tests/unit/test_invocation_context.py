@@ -7,7 +7,9 @@ import functools
 from typing import Any
 
 import azure.functions as func
+import pytest
 
+from local_runner.index import FunctionIndex, UnsupportedBinding
 from local_runner.invocation import arguments, host_traceparent
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -42,3 +44,22 @@ def test_context_is_passed_only_to_a_function_that_declares_it_even_behind_wraps
         assert isinstance(context, func.Context)
         assert (context.function_name, context.invocation_id) == ("f", "i")
         assert context.trace_context.trace_parent.split("-")[1] == CALLER.split("-")[1]
+
+
+def test_a_context_parameter_of_another_type_stops_the_host_as_the_worker_refuses_to_load_it() -> None:
+    app = func.FunctionApp()
+
+    @app.route(route="typed-wrong")
+    def typed_wrong(req: func.HttpRequest, context: int) -> func.HttpResponse:
+        return func.HttpResponse()
+
+    with pytest.raises(UnsupportedBinding, match="context parameter"):
+        FunctionIndex.discover(app, {})
+
+    fine = func.FunctionApp()
+
+    @fine.route(route="typed-right")
+    def typed_right(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return func.HttpResponse()
+
+    assert [f.name for f in FunctionIndex.discover(fine, {}).http] == ["typed_right"]
