@@ -10,8 +10,8 @@ same trace, a new span) and starts a trace otherwise, as ASP.NET Core does for t
 
 from __future__ import annotations
 
+import functools
 import inspect
-import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -20,7 +20,7 @@ from typing import Any
 
 import azure.functions as func
 
-TRACEPARENT = re.compile(r"^00-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-([0-9a-f]{2})$")
+from meeting_cancel.models import TRACEPARENT
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,16 @@ class InvocationContext(func.Context):
         return None
 
 
+@functools.cache
+def _declares_context(call: Callable[..., Any]) -> bool:
+    """Read once per function, not on every invocation."""
+    return "context" in inspect.signature(call).parameters
+
+
 def host_traceparent(incoming: str | None) -> str:
     """The host activity's traceparent: a child of the caller's when it is valid, else a new trace."""
-    found = TRACEPARENT.fullmatch((incoming or "").strip().lower())
-    trace_id, flags = (found.group(1), found.group(2)) if found else (secrets.token_hex(16), "01")
+    value = (incoming or "").strip().lower()
+    _, trace_id, _, flags = value.split("-") if TRACEPARENT.fullmatch(value) else ("", secrets.token_hex(16), "", "01")
     return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
 
 
@@ -81,7 +87,7 @@ def arguments(
     """The keyword arguments of one invocation: the trigger, and ``context`` when the function
     declares it (the worker's signature check follows ``functools.wraps``, so does this)."""
     values: dict[str, Any] = {argument: trigger}
-    if "context" in inspect.signature(call).parameters:
+    if _declares_context(call):
         incoming = next((v for k, v in (headers or {}).items() if k.lower() == "traceparent"), None)
         values["context"] = InvocationContext(function_name, invocation_id, host_traceparent(incoming))
     return values

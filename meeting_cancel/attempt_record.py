@@ -167,8 +167,7 @@ class AttemptRecord:
         return self._finish(move)
 
     def _after_error(self, error: GraphError | IdentityUnavailable) -> Outcome:
-        if self.unstored or self.unconfirmed:  # nothing was sent: the outcome is recorded on what is stored
-            self._settle_record()
+        self._settled_now()  # nothing was sent from a record not yet stored: the outcome goes on what is
         if self.reservation is not None and sending.certainly_not_sent(error):
             self.service.budget.refund(self.reservation)
             self.reservation = None

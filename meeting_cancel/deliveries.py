@@ -101,9 +101,11 @@ def on_unhandled(
 ) -> None:
     """Performs ``error_steps.after_unexpected`` for an error leaving ``process``: on the last delivery
     the request is recorded failed before the host moves the message to poison."""
-    if isinstance(error, RetryLater) and not service.retry_policy.last_delivery(delivery.dequeue_count):
-        return
     context = {"request_id": request_id, "message_id": delivery.message_id, "dequeue_count": delivery.dequeue_count}
+    if not service.retry_policy.last_delivery(delivery.dequeue_count):  # the host delivers it again: no read
+        if not isinstance(error, RetryLater):
+            log.error("delivery failed: %s", type(error).__name__, extra=context, exc_info=error)
+        return
     try:
         record = service.store.get(request_id)
         decision = error_steps.after_unexpected(

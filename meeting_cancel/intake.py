@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from . import idempotency, lifecycle, steps, telemetry
 from .callers import Caller, ObjectIdResolver, authorize_read, authorize_submit
 from .errors import ConcurrentUpdate, GraphError, GraphPermanentError, IdentityUnavailable, StorageUnavailable
-from .models import TRACKING_ID, CancelRequest, QueuedCancelRequest
+from .models import TRACKING_ID, QueuedCancelRequest
 from .parsing import parse_request
 from .problems import Problem
 from .records import Status, StatusRecord, utcnow
@@ -69,7 +69,7 @@ def submit(
     except Problem as refusal:
         log.warning("refused: %s (caller %s)", refusal.code, caller.label)
         raise
-    body_hash = fingerprint(request)
+    body_hash = steps.fingerprint(request)
     request_id = idempotency.request_id_for(idempotency_key, caller, service.store)
     trace = telemetry.current_traceparent(traceparent)  # the worker continues this trace
     message = QueuedCancelRequest(id=request_id, traceparent=trace, **request.model_dump())
@@ -94,11 +94,6 @@ def submit(
         extra={"request_id": request_id},
     )
     return Accepted(_enqueue(service, stored, message, confirm=False), replayed=False)
-
-
-def fingerprint(request: CancelRequest) -> str:
-    """The same fingerprint the worker compares a message with (``steps.fingerprint``)."""
-    return steps.fingerprint(request)
 
 
 def organizer_resolver(service: Service) -> ObjectIdResolver:

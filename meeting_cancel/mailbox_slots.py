@@ -75,9 +75,7 @@ class MailboxSlots:
                     return lease
         return None
 
-    def acquire(
-        self, mailbox: str, *, max_wait: float, sleep: Callable[[float], None] | None = None
-    ) -> SlotLease | None:
+    def acquire(self, mailbox: str, *, max_wait: float) -> SlotLease | None:
         """Polls for a slot for up to ``max_wait`` seconds (short jittered waits); None if none freed.
         A slot given back in this process wakes its waiters at once; other instances' releases are
         seen at the next poll."""
@@ -88,11 +86,8 @@ class MailboxSlots:
             if lease is not None or time.monotonic() >= deadline:
                 return lease
             wait = min(pause * (0.5 + self.chooser.random()), max(0.0, deadline - time.monotonic()))
-            if sleep is not None:
-                sleep(wait)
-            else:
-                with self._freed:
-                    self._freed.wait(wait)
+            with self._freed:
+                self._freed.wait(wait)
             pause = min(pause * 2, 0.4)
 
     def release(self, lease: SlotLease) -> None:

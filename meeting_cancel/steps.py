@@ -143,9 +143,10 @@ def belongs_to(record: StatusRecord, request: CancelRequest) -> bool:
     )
     if not same_meeting or record.body_hash is None:
         return same_meeting
+    if record.body_hash == fingerprint(request):
+        return True
     # Records written before the organizer was folded to lower case keep the fields as sent.
-    as_sent = idempotency.fingerprint(request.model_dump(mode="json", include=_REQUEST_FIELDS))
-    return record.body_hash in (fingerprint(request), as_sent)
+    return record.body_hash == idempotency.fingerprint(request.model_dump(mode="json", include=_REQUEST_FIELDS))
 
 
 def next_step(record: StatusRecord, request: CancelRequest, now: datetime, settings: Settings) -> Step:

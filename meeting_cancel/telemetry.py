@@ -145,9 +145,10 @@ def graph_answered(operation: str, url: str, status: str, milliseconds: float, *
     if not _state.instruments:
         return
     record_graph_call(operation, status, milliseconds)
-    _, mailbox = graph_operation("GET", url)
-    if throttled and mailbox:
-        record_throttled(mailbox)
+    if throttled:  # the URL is read only then, for the mailbox
+        _, mailbox = graph_operation("GET", url)
+        if mailbox:
+            record_throttled(mailbox)
 
 
 def graph_operation(method: str, url: str) -> tuple[str, str | None]:

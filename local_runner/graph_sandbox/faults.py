@@ -26,6 +26,7 @@ def admit(state: SandboxState, mailbox: str) -> bool:
     limits = state.limits
     with state.lock:
         now = time.monotonic()
+        state.peak_asked[mailbox] = max(state.peak_asked[mailbox], state.in_flight[mailbox] + 1)
         if limits.concurrent_per_mailbox is not None and state.in_flight[mailbox] >= limits.concurrent_per_mailbox:
             return False
         if limits.per_mailbox_per_window is not None:

@@ -92,5 +92,8 @@ class SandboxState:
     token_requests: int = 0
     identity_down_until: float = 0.0
     in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # the most calls a mailbox ever had at once counting the one arriving, refused or not: what the
+    # app asked of Graph, which ``in_flight`` (capped by the refusal) cannot show
+    peak_asked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     recent: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.RLock = field(default_factory=threading.RLock)
