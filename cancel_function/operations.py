@@ -6,13 +6,13 @@ or the app role ``Cancellations.Read.All``; the list shows other callers only th
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
 from meeting_cancel import batches, intake, listing, operations, service
+from meeting_cancel.parsing import parse_json
 from meeting_cancel.problems import Problem
 
 from . import CALLER_AUTH_LEVEL, answers_problems, caller_of, trace_of
@@ -79,10 +79,7 @@ def _optional_body(req: func.HttpRequest) -> dict[str, Any]:
     raw = req.get_body()
     if not raw.strip():
         return {}
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        document = None
+    document = parse_json(raw, content_type=req.headers.get("Content-Type"))  # 413, 415 or 400 when unreadable
     if not isinstance(document, dict):
         raise Problem(
             400, "invalidRequest", "Invalid body", 'Send no body, or a JSON object such as {"comment": "..."}.'

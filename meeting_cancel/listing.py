@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from . import request_index as ix
 from .callers import FUNCTION_KEY_CALLER, ROLE_READ_ALL, Caller
+from .field_reading import EARLIEST_DAY, LATEST_DAY
 from .models import MAX_ORGANIZER_LENGTH
 from .problems import Problem
 from .records import Status, StatusRecord
@@ -39,6 +41,8 @@ MAX_ROWS_PER_PAGE = 500
 MAX_SPAN_DAYS = 400
 SKIP_TOKEN = "$skiptoken"  # noqa: S105 - the name of a query parameter, not a secret
 PARAMETERS = frozenset({"organizer", "status", "from", "to", "top", SKIP_TOKEN, "code"})
+ASCII_NUMBER = re.compile(r"[0-9]{1,4}")  # str.isdigit() also takes '²' and other scripts' digits
+PERIOD = re.compile(r"[0-9]{6}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def parse_query(params: Mapping[str, str], *, now: datetime, retention_days: int
             errors.append({"field": "status", "message": f"one of {', '.join(s.value for s in Status)}"})
     top = DEFAULT_TOP
     if "top" in params:
-        if not params["top"].isdigit() or not 1 <= int(params["top"]) <= MAX_TOP:
+        if not ASCII_NUMBER.fullmatch(params["top"]) or not 1 <= int(params["top"]) <= MAX_TOP:
             errors.append({"field": "top", "message": f"a whole number from 1 to {MAX_TOP}"})
         else:
             top = int(params["top"])
@@ -141,7 +145,7 @@ def _wanted(record: StatusRecord, query: Query, caller: Caller) -> bool:
         return False
     if query.organizer and record.organizer.lower() != query.organizer.lower():
         return False
-    return query.status is None or record.status == query.status
+    return query.status is None or record.status.public == query.status.public  # accepted reads as queued
 
 
 def _moment(params: Mapping[str, str], name: str, errors: list[dict[str, str]]) -> datetime | None:
@@ -151,6 +155,9 @@ def _moment(params: Mapping[str, str], name: str, errors: list[dict[str, str]]) 
         moment = datetime.fromisoformat(params[name])
     except ValueError:
         errors.append({"field": name, "message": "an ISO 8601 date or date and time, such as 2026-11-01T00:00:00Z"})
+        return None
+    if not EARLIEST_DAY <= moment.date() <= LATEST_DAY:  # so that reading it in UTC stays a datetime
+        errors.append({"field": name, "message": f"between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"})
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -162,7 +169,7 @@ def _encode_token(period: str, row_key: str) -> str:
 def _decode_token(token: str, errors: list[dict[str, str]]) -> tuple[str, str] | None:
     try:
         period, row_key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if isinstance(period, str) and isinstance(row_key, str) and period.isdigit() and len(period) == 6:
+        if isinstance(period, str) and isinstance(row_key, str) and PERIOD.fullmatch(period):
             return period, row_key
     except (binascii.Error, ValueError, TypeError):
         pass

@@ -41,6 +41,7 @@ from .callers import Caller, authorize_read
 from .errors import ConcurrentUpdate, StorageUnavailable
 from .intake import find
 from .models import QueuedCancelRequest
+from .parsing import validated
 from .problems import Problem
 from .records import Status, StatusRecord
 from .work_queue import RecordNote
@@ -230,7 +231,7 @@ def request_of(record: StatusRecord, comment: str | None) -> QueuedCancelRequest
         fields.update(eventId=event_id, occurrenceDate=day, timeZone=zone.removesuffix("]"))
     else:
         fields["eventId"] = target
-    return QueuedCancelRequest.model_validate(fields)
+    return validated(QueuedCancelRequest, fields)  # the stored parts are valid; a new comment may not be
 
 
 def is_redrive(record: StatusRecord, delivery: Delivery) -> bool:

@@ -40,7 +40,11 @@ def parse_request(body: bytes, *, content_type: str | None) -> CancelRequest:
 
 def parse_model(body: bytes, model: type[ModelT], *, content_type: str | None) -> ModelT:
     """The body as ``model``, or a 4xx problem listing every bad field."""
-    document = parse_json(body, content_type=content_type)
+    return validated(model, parse_json(body, content_type=content_type))
+
+
+def validated(model: type[ModelT], document: Any) -> ModelT:
+    """``document`` as ``model``, or the 400 problem listing every bad field."""
     try:
         return model.model_validate(document)
     except ValidationError as error:

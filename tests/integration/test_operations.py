@@ -4,6 +4,7 @@ and authorization, and retention by the timer function (issue 17; issue 16 secti
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import threading
@@ -279,6 +280,40 @@ def test_the_list_names_every_bad_parameter(app: AppUnderTest) -> None:
     assert (blank.status, blank.body["errors"][0]["field"]) == (400, "to")
     forged = app.request("GET", "/api/cancellations?$skiptoken=bm90LWEtdG9rZW4")
     assert (forged.status, forged.body["errors"][0]["field"]) == (400, "$skiptoken")
+
+
+def test_hostile_list_parameters_and_retry_bodies_get_a_400_that_names_them(
+    app: AppUnderTest, sandbox: GraphSandbox, meeting: str
+) -> None:
+    """Found by attacking the operator's routes: each of these was a 500."""
+    for query, field in (
+        ("top=%C2%B2", "top"),  # '²' passes str.isdigit()
+        ("to=0001-01-01", "to"),  # the default 'from' would be before year 1
+        ("from=0001-01-01T00:00:00%2B01:00", "from"),  # in UTC, before year 1
+        ("to=9999-12-31T23:59:59-01:00", "to"),  # in UTC, after year 9999
+    ):
+        answer = app.request("GET", f"/api/cancellations?{query}")
+        assert (answer.status, answer.body["errors"][0]["field"]) == (400, field), (query, answer.body)
+    token = base64.urlsafe_b64encode(json.dumps(["\u0662\u0660\u0662\u0666\u0660\u0661", "x"]).encode())
+    forged = app.request("GET", "/api/cancellations?$skiptoken=" + token.decode().rstrip("="))
+    assert (forged.status, forged.body["errors"][0]["field"]) == (400, "$skiptoken")
+
+    request_id = poisoned_request(app, sandbox, meeting, comment="Moved to next week")  # retry needs it again
+    for body, code in (
+        (b"[" * 1000 + b"]" * 1000, "malformedJson"),
+        (json.dumps({"comment": "x" * 8001}).encode(), "invalidRequest"),
+        (b'{"comment": "\\ud800"}', "invalidRequest"),
+    ):
+        answer = app.request("POST", f"/api/cancellations/{request_id}/retry", raw=body)
+        assert (answer.status, answer.body["code"]) == (400, code), answer.body
+    assert app.status(request_id).body["status"] == "failed"  # none of them retried it
+
+
+def test_listing_by_status_shows_a_request_as_its_status_reads(app: AppUnderTest, meeting: str) -> None:
+    """A new request is stored `accepted` and read as `queued`: listing `status=queued` shows it."""
+    request_id = app.post({"organizer": ORGANIZER, "eventId": meeting}).body["id"]
+    assert app.status(request_id).body["status"] == "queued"
+    assert listed(app, "/api/cancellations?status=queued", {})[0] == [request_id]
 
 
 # ----- retention
