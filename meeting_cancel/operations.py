@@ -101,6 +101,8 @@ def abort(service: Service, request_id: str, *, caller: Caller) -> StatusRecord:
             if latest is None:
                 detail = f"No cancellation request has the id {request_id!r}."
                 raise Problem(404, "notFound", "No such request", detail) from None
+            if latest.status == Status.ABORTED:  # this write's answer was lost, or another abort won: done
+                return latest
             record = latest
             continue
         log.warning("request %s aborted by %s", request_id, caller.label, extra={"request_id": request_id})
@@ -120,9 +122,14 @@ def abort_batch(service: Service, batch_id: str, *, caller: Caller) -> list[Stat
     if batch is None:
         raise Problem(404, "notFound", "No such batch", f"No batch has the id {batch_id!r}.")
     authorize_read(caller, batch.submitted_by)
-    aborted = []
+    aborted, unreachable = [], 0
     for child in service.store.by_batch(batch_id):
-        done = _abort_child(service, child, caller)
+        try:
+            done = _abort_child(service, child, caller)
+        except StorageUnavailable as error:  # go on with the others; this one is reported below
+            unreachable += 1
+            log.warning("request %s: not aborted with batch %s: %s", child.id, batch_id, error)
+            continue
         if done is not None:
             aborted.append(done)
             log.warning(
@@ -133,6 +140,15 @@ def abort_batch(service: Service, batch_id: str, *, caller: Caller) -> list[Stat
                 extra={"request_id": done.id},
             )
     log.warning("batch %s: %d requests aborted by %s", batch_id, len(aborted), caller.label)
+    if unreachable:
+        raise Problem(
+            503,
+            "partiallyAborted",
+            "Batch partly aborted",
+            f"{len(aborted)} requests of batch {batch_id} were aborted; storage refused {unreachable}. Send the "
+            "abort again: it aborts the rest that are not yet sent.",
+            retry_after=IN_FLIGHT_RETRY_SECONDS,
+        )
     return aborted
 
 
@@ -196,19 +212,22 @@ def retry(
             "submit a new request for another text.",
         )
     # The message goes first: once it is on the queue the request is retried whatever fails next, as
-    # the worker treats a fresh message for a failed request as a redrive (``is_redrive``). If the
-    # send fails nothing changed, and the storage error is the caller's 503.
+    # the worker treats a fresh message for a failed request as a redrive (``is_redrive``).
     # "a record exists": the worker reads it first, so a record the write below never moved is redriven
     traced = message.model_copy(update={"traceparent": telemetry.current_traceparent(traceparent)})
-    service.queue.send(traced, note=RecordNote(exists=True))
+    try:
+        service.queue.send(traced, note=RecordNote(exists=True))
+    except StorageUnavailable as error:  # refused, or stored with its answer lost: either may be true
+        raise retry_outcome_unknown(request_id) from error
     reopened = lifecycle.retry(record, now=service.clock(), by=caller.label)
     try:
         reopened = service.store.replace(reopened)
-    except ConcurrentUpdate:
-        latest = service.store.get(request_id)  # the worker's redrive took the message first, or another retry
-        reopened = latest if latest is not None and latest.status != Status.FAILED else reopened
-    except StorageUnavailable as error:  # the message is queued: the worker's redrive records the retry
-        log.warning("request %s: retry queued, its record not yet moved (%s)", request_id, error)
+    except (ConcurrentUpdate, StorageUnavailable) as error:  # the message is queued whatever this write did
+        latest = _read_quietly(service, request_id) if isinstance(error, ConcurrentUpdate) else None
+        if latest is not None and latest.status != Status.FAILED:  # the worker's redrive, or another retry
+            reopened = latest
+        else:
+            log.warning("request %s: retry queued, its record not yet moved (%s)", request_id, error)
     log.warning(
         "request %s retried by %s after %s",
         request_id,
@@ -217,6 +236,24 @@ def retry(
         extra={"request_id": request_id},
     )
     return reopened
+
+
+def retry_outcome_unknown(request_id: str) -> Problem:
+    return Problem(
+        503,
+        "outcomeUnknown",
+        "Retry may be queued",
+        f"Storage did not confirm the retry's message for {request_id}. Read the request: if it is still "
+        "failed, send the retry again (a message queued twice is processed once).",
+        retry_after=IN_FLIGHT_RETRY_SECONDS,
+    )
+
+
+def _read_quietly(service: Service, request_id: str) -> StatusRecord | None:
+    try:
+        return service.store.get(request_id)
+    except StorageUnavailable:
+        return None
 
 
 def request_of(record: StatusRecord, comment: str | None) -> QueuedCancelRequest:

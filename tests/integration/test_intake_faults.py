@@ -297,3 +297,53 @@ def test_a_retry_whose_record_write_fails_after_its_message_is_queued_is_retried
     assert refused.caught == 2 * EVERY_TRY  # the API's write, then the first delivery's redrive
     assert app.status(request_id).body["status"] == "cancelled"
     assert sandbox.successful_cancels(meeting) == 1
+
+
+def test_an_abort_whose_write_was_stored_but_its_answer_lost_answers_200(
+    app: AppUnderTest, sandbox: GraphSandbox, storage: Storage, meeting: str
+) -> None:
+    request_id = app.post({"organizer": ORGANIZER, "eventId": meeting}).body["id"]
+    storage.table.add(Rule("PUT", rf"PartitionKey='{request_id}'", "lose", times=1))
+
+    answer = app.request("POST", f"/api/cancellations/{request_id}/abort", None)
+
+    assert (answer.status, answer.body["status"]) == (200, "aborted")
+    app.drain()
+    assert sandbox.calls("cancel") == []
+
+
+def test_a_retry_whose_message_is_not_confirmed_says_it_may_be_queued_and_is_cancelled_once(
+    app: AppUnderTest, sandbox: GraphSandbox, storage: Storage, meeting: str
+) -> None:
+    request_id = poisoned_request(app, sandbox, meeting)
+    lost = storage.queue.add(Rule("POST", QUEUE_WRITE, "lose", times=EVERY_TRY))  # each try stored, answer lost
+
+    answer = app.request("POST", f"/api/cancellations/{request_id}/retry", None)
+
+    assert (answer.status, answer.body["code"]) == (503, "outcomeUnknown")
+    assert lost.caught == EVERY_TRY
+    app.drain(wait_for_delayed=5)
+    assert app.status(request_id).body["status"] == "cancelled"
+    assert sandbox.successful_cancels(meeting) == 1
+
+
+def test_a_batch_abort_that_storage_refuses_for_one_child_aborts_the_others_and_says_so(
+    app: AppUnderTest, sandbox: GraphSandbox, storage: Storage
+) -> None:
+    for day in (2, 3, 4):
+        sandbox.create_event(ORGANIZER, f"Review {day}", [ATTENDEE], start=f"2026-12-0{day}T09:00:00")
+    window = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+    batch = app.request("POST", f"/api/organizers/{ORGANIZER}/cancellations", window).body
+    [refused_id, *others] = [child["id"] for child in batch["requests"]]
+    refused = storage.table.add(Rule("PUT", rf"PartitionKey='{refused_id}'", "refuse", times=EVERY_TRY))
+
+    partial = app.request("POST", f"/api/batches/{batch['id']}/abort", None)
+
+    assert (partial.status, partial.body["code"]) == (503, "partiallyAborted")
+    assert refused.caught == EVERY_TRY
+    assert [app.status(i).body["status"] for i in others] == ["aborted", "aborted"]  # went on past the refusal
+    again = app.request("POST", f"/api/batches/{batch['id']}/abort", None)
+    assert again.status == 200
+    app.drain()
+    assert [app.status(i).body["status"] for i in [refused_id, *others]] == ["aborted"] * 3
+    assert sandbox.calls("cancel") == []
