@@ -15,10 +15,14 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 @bp.queue_trigger(arg_name="msg", queue_name="%CANCEL_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def process_cancellation(msg: func.QueueMessage) -> None:
-    delivery = deliveries.Delivery(
+    worker.process(service.current(), delivery_of(msg))  # logs the outcome with the request's id
+
+
+def delivery_of(msg: func.QueueMessage) -> deliveries.Delivery:
+    """What the worker needs of a queue message (its insertion time for the redrive rule)."""
+    return deliveries.Delivery(
         body=msg.get_body(),
         message_id=msg.id or "",
         dequeue_count=msg.dequeue_count or 1,
         inserted_at=msg.insertion_time,
     )
-    worker.process(service.current(), delivery)  # logs the outcome with the request's id

@@ -21,6 +21,7 @@ import pytest
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 
+import queue_trigger
 from local_runner.azurite import Azurite
 from local_runner.graph_sandbox import GraphSandbox, Limits
 from local_runner.host import QueueFunction, QueueListener
@@ -65,10 +66,7 @@ class Instance:
 
     def _call(self, msg: func.QueueMessage) -> None:
         """What queue_trigger does, with this instance's Service instead of the process's."""
-        delivery = deliveries.Delivery(
-            body=msg.get_body(), message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1
-        )
-        worker.process(self.service, delivery)
+        worker.process(self.service, queue_trigger.delivery_of(msg))
 
 
 @dataclass

@@ -191,6 +191,8 @@ def test_graph_operations_are_named_for_the_latency_metric(method: str, path: st
 def test_telemetry_is_off_without_a_connection_string_and_records_nothing() -> None:
     telemetry.reset()
     telemetry.record_outcome("cancelled", "cancelled")  # no provider: returns at once
+    assert telemetry._state.tracer is None
+    assert not telemetry._state.instruments
     assert replace(queued(), status=Status.ABORTED).status.final
     assert telemetry.current_traceparent(None).startswith("00-")
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
