@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -124,7 +125,11 @@ class TimerListener:
         }
         if self.status_file is not None:
             self.status_file.parent.mkdir(parents=True, exist_ok=True)
-            self.status_file.write_text(json.dumps(self.status), encoding="utf-8")
+            # Written whole or not at all (a rename), as the host's schedule monitor keeps its status:
+            # a reader, or a start after a kill mid-write, never finds the file half written.
+            partial = self.status_file.with_suffix(".partial")
+            partial.write_text(json.dumps(self.status), encoding="utf-8")
+            os.replace(partial, self.status_file)
 
     def _read_status(self) -> dict[str, str] | None:
         if self.status_file is None:
